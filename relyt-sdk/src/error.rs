@@ -1,0 +1,127 @@
+//! Errors of the SDK.
+//!
+//! One error type per layer a user can see: [`EncodeError`] for a record that cannot be encoded (it
+//! rejects that record alone, the file it was written into stays valid), and [`Error`] for everything
+//! else. Each says what went wrong and, where the user can act, what to do.
+
+use std::fmt;
+
+/// A `Result` whose error defaults to the SDK's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Any error the SDK returns.
+///
+/// The enum is `#[non_exhaustive]`: later versions add variants (S3, database, import failures)
+/// without a breaking change, so match with a wildcard arm.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A record could not be encoded (a NUL byte in a string, a number out of range, ...).
+    #[error(transparent)]
+    Encode(#[from] EncodeError),
+    /// The configuration is invalid; the message says which setting and what to change.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+}
+
+/// Why a single record could not be encoded.
+///
+/// The record is left out of the file (the bytes written for it are rolled back), so the file stays
+/// valid; the processor counts such records against its error budget.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}{kind}", Column(*column))]
+pub struct EncodeError {
+    column: Option<&'static str>,
+    kind: EncodeErrorKind,
+}
+
+struct Column(Option<&'static str>);
+
+impl fmt::Display for Column {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(name) => write!(f, "column \"{name}\": "),
+            None => Ok(()),
+        }
+    }
+}
+
+/// The kind of an [`EncodeError`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum EncodeErrorKind {
+    /// Text contains a NUL byte (`\0`), which PostgreSQL text types cannot store.
+    NulByte,
+    /// A value does not fit the database type it maps to.
+    OutOfRange {
+        /// The value, as text.
+        value: String,
+        /// What it does not fit, e.g. `bigint`.
+        target: &'static str,
+    },
+    /// A `#[relyt(json)]` field failed to serialize.
+    Json(String),
+    /// A custom encoder (`#[relyt(with = ...)]`) refused the value.
+    Custom(String),
+}
+
+impl fmt::Display for EncodeErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::NulByte => f.write_str(
+                "text contains a NUL byte (\\0), which PostgreSQL cannot store; \
+                 strip it or map the field to bytea (Vec<u8>)",
+            ),
+            Self::OutOfRange { value, target } => {
+                write!(f, "value {value} is out of range for {target}")
+            }
+            Self::Json(msg) => write!(f, "cannot serialize to JSON: {msg}"),
+            Self::Custom(msg) => f.write_str(msg),
+        }
+    }
+}
+
+impl EncodeError {
+    /// An error of the given kind, not yet tied to a column.
+    pub fn new(kind: EncodeErrorKind) -> Self {
+        Self { column: None, kind }
+    }
+
+    /// An error raised by a custom encoder, with its own message.
+    ///
+    /// ```
+    /// # use relyt_sdk::EncodeError;
+    /// let err = EncodeError::custom("negative durations are not allowed");
+    /// assert_eq!(err.to_string(), "negative durations are not allowed");
+    /// ```
+    pub fn custom(message: impl fmt::Display) -> Self {
+        Self::new(EncodeErrorKind::Custom(message.to_string()))
+    }
+
+    pub(crate) fn nul_byte() -> Self {
+        Self::new(EncodeErrorKind::NulByte)
+    }
+
+    pub(crate) fn out_of_range(value: impl fmt::Display, target: &'static str) -> Self {
+        Self::new(EncodeErrorKind::OutOfRange {
+            value: value.to_string(),
+            target,
+        })
+    }
+
+    /// The column whose value failed, when known.
+    pub fn column(&self) -> Option<&'static str> {
+        self.column
+    }
+
+    /// What went wrong.
+    pub fn kind(&self) -> &EncodeErrorKind {
+        &self.kind
+    }
+
+    /// Ties the error to a column, keeping the innermost column if one is already set.
+    pub(crate) fn in_column(mut self, column: &'static str) -> Self {
+        self.column.get_or_insert(column);
+        self
+    }
+}

@@ -1,0 +1,10 @@
+use relyt_sdk::RelytRecord;
+
+#[derive(RelytRecord)]
+struct Event {
+    id: i64,
+    #[relyt(skip, with = "codecs::encode")]
+    cached: u8,
+}
+
+fn main() {}

@@ -1,0 +1,6 @@
+use relyt_sdk::RelytRecord;
+
+#[derive(RelytRecord)]
+struct Nothing {}
+
+fn main() {}

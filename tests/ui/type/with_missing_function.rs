@@ -1,0 +1,10 @@
+use relyt_sdk::RelytRecord;
+
+#[derive(RelytRecord)]
+struct Event {
+    id: i64,
+    #[relyt(with = "codecs::encode_point")]
+    location: (f64, f64),
+}
+
+fn main() {}

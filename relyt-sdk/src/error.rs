@@ -22,6 +22,64 @@ pub enum Error {
     /// The configuration is invalid; the message says which setting and what to change.
     #[error("invalid configuration: {0}")]
     Config(String),
+    /// An S3 request failed.
+    #[error("S3 {operation} of {key:?} failed: {message}")]
+    S3 {
+        /// The S3 operation, e.g. `UploadPart`.
+        operation: &'static str,
+        /// The object key.
+        key: String,
+        /// The service's or the network's error, with presigned query strings removed.
+        message: String,
+    },
+    /// A database statement failed. The message has presigned URLs removed; the SQLSTATE decides
+    /// whether the failure is transient (retry) or caused by the data (reject the rows).
+    #[error("{context}: {message}{}", code.as_deref().map(|c| format!(" (SQLSTATE {c})")).unwrap_or_default())]
+    Database {
+        /// What the SDK was doing.
+        context: String,
+        /// PostgreSQL's message (and detail), redacted.
+        message: String,
+        /// The SQLSTATE, when the server sent one.
+        code: Option<String>,
+    },
+}
+
+impl Error {
+    /// The SQLSTATE of a database error.
+    pub fn sqlstate(&self) -> Option<&str> {
+        match self {
+            Self::Database { code, .. } => code.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// Wraps a sqlx error with what the SDK was doing, removing presigned URLs from its text.
+    pub(crate) fn database(context: impl Into<String>, err: sqlx::Error) -> Self {
+        use crate::staging::redact_urls;
+        let (message, code) = match &err {
+            sqlx::Error::Database(db) => {
+                let mut message = db.message().to_owned();
+                if let Some(pg) = db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>() {
+                    if let Some(detail) = pg.detail() {
+                        message.push_str("; ");
+                        message.push_str(detail);
+                    }
+                    if let Some(context) = pg.r#where() {
+                        message.push_str("; context: ");
+                        message.push_str(context);
+                    }
+                }
+                (message, db.code().map(|c| c.into_owned()))
+            }
+            other => (other.to_string(), None),
+        };
+        Self::Database {
+            context: context.into(),
+            message: redact_urls(&message),
+            code,
+        }
+    }
 }
 
 /// Why a single record could not be encoded.

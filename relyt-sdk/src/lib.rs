@@ -1,17 +1,24 @@
 #![doc = include_str!("../../README.md")]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+pub mod config;
 pub mod encode;
 pub mod error;
+pub mod import;
 pub mod record;
+pub mod sql;
+pub mod staging;
 
+pub use config::{S3Config, Secret};
 #[cfg(feature = "json")]
 pub use encode::Json;
 pub use encode::{
     ArrayElement, CsvEncoder, Encode, FieldEncoder, RowEncoder, Vector, encode_to_string,
 };
 pub use error::{EncodeError, EncodeErrorKind, Error, Result};
+pub use import::ImportMethod;
 pub use record::{Column, RelytRecord, SqlType, key_columns};
+pub use staging::{StagedObject, Stager};
 
 /// Derives [`RelytRecord`] for a struct with named fields; see the trait for the attributes.
 #[cfg(feature = "derive")]

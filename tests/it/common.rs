@@ -74,3 +74,27 @@ impl TestDb {
             .await;
     }
 }
+
+/// The S3 settings from the `RELYT_TEST_S3_*` variables, with a prefix unique to this test.
+pub(crate) fn s3_config(test: &str) -> relyt_sdk::S3Config {
+    let var = |name: &str| {
+        std::env::var(name).unwrap_or_else(|_| {
+            panic!(
+                "{name} is not set: start the services with `scripts/services.sh start` and load \
+                 their settings with `eval \"$(scripts/services.sh env)\"` (scripts/test.sh does both)"
+            )
+        })
+    };
+    relyt_sdk::S3Config::new(var("RELYT_TEST_S3_BUCKET"))
+        .with_endpoint(var("RELYT_TEST_S3_ENDPOINT"))
+        .with_region(var("RELYT_TEST_S3_REGION"))
+        .with_credentials(
+            var("RELYT_TEST_S3_ACCESS_KEY"),
+            var("RELYT_TEST_S3_SECRET_KEY"),
+        )
+        .with_prefix(format!(
+            "it/{test}-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ))
+}

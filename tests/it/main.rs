@@ -18,3 +18,4 @@
 
 mod common;
 mod roundtrip;
+mod staging;

@@ -134,3 +134,20 @@ impl S3Config {
         &self.prefix
     }
 }
+
+/// What an import does with a row whose primary key is already in the table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum ConflictMode {
+    /// Upsert: the row replaces the stored one (`ON CONFLICT (key) DO UPDATE`). When one
+    /// processor receives a key more than once, the row inserted last wins. The default for
+    /// tables with a primary key.
+    #[default]
+    Update,
+    /// Keep the stored row (`ON CONFLICT (key) DO NOTHING`); among rows of one processor with
+    /// the same new key, the first inserted wins.
+    DoNothing,
+    /// Plain `INSERT`/`COPY`: a duplicate key is a data error. The only mode for tables without
+    /// a primary key.
+    Insert,
+}

@@ -32,6 +32,29 @@ pub enum Error {
         /// The service's or the network's error, with presigned query strings removed.
         message: String,
     },
+    /// `insert` or `flush` was called after `shutdown`.
+    #[error("the processor is shut down; build a new one to load more rows")]
+    Closed,
+    /// The processor failed earlier (an import failed, or the error budget ran out); this is
+    /// that error, returned by every later call. Staged files that were not imported are kept.
+    #[error("the processor has failed: {0}")]
+    Failed(std::sync::Arc<Error>),
+    /// More records were rejected than `max_error_records` allows.
+    #[error(
+        "{rejected} records rejected while loading {table}, more than max_error_records = \
+         {budget}; first: {}; all of them are in relyt_sys.relyt_loader_reject",
+        first.join(" | ")
+    )]
+    TooManyRejects {
+        /// The target table.
+        table: String,
+        /// Records rejected so far.
+        rejected: u64,
+        /// The budget.
+        budget: u64,
+        /// The first rejects: where (file and line, when known) and why.
+        first: Vec<String>,
+    },
     /// A database statement failed. The message has presigned URLs removed; the SQLSTATE decides
     /// whether the failure is transient (retry) or caused by the data (reject the rows).
     #[error("{context}: {message}{}", code.as_deref().map(|c| format!(" (SQLSTATE {c})")).unwrap_or_default())]

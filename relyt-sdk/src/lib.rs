@@ -1,15 +1,17 @@
 #![doc = include_str!("../../README.md")]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+pub mod checkpoint;
 pub mod config;
 pub mod encode;
 pub mod error;
 pub mod import;
+pub mod processor;
 pub mod record;
 pub mod sql;
 pub mod staging;
 
-pub use config::{S3Config, Secret};
+pub use config::{ConflictMode, S3Config, Secret};
 #[cfg(feature = "json")]
 pub use encode::Json;
 pub use encode::{
@@ -17,6 +19,7 @@ pub use encode::{
 };
 pub use error::{EncodeError, EncodeErrorKind, Error, Result};
 pub use import::ImportMethod;
+pub use processor::{Builder, BulkProcessor, Stats};
 pub use record::{Column, RelytRecord, SqlType, key_columns};
 pub use staging::{StagedObject, Stager};
 

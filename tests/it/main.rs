@@ -17,5 +17,6 @@
 //! passes by skipping.
 
 mod common;
+mod processor;
 mod roundtrip;
 mod staging;

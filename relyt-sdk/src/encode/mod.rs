@@ -172,13 +172,20 @@ impl<'a> FieldEncoder<'a> {
 pub struct RowEncoder<'a> {
     field: FieldEncoder<'a>,
     first: bool,
+    /// Where each field starts in the buffer, when the caller asked for it.
+    offsets: Option<&'a mut Vec<usize>>,
 }
 
 impl<'a> RowEncoder<'a> {
-    fn new(buf: &'a mut BytesMut, scratch: &'a mut Vec<u8>) -> Self {
+    fn new(
+        buf: &'a mut BytesMut,
+        scratch: &'a mut Vec<u8>,
+        offsets: Option<&'a mut Vec<usize>>,
+    ) -> Self {
         Self {
             field: FieldEncoder { buf, scratch },
             first: true,
+            offsets,
         }
     }
 
@@ -188,6 +195,9 @@ impl<'a> RowEncoder<'a> {
             self.first = false;
         } else {
             self.field.buf.put_u8(b',');
+        }
+        if let Some(offsets) = &mut self.offsets {
+            offsets.push(self.field.buf.len());
         }
         &mut self.field
     }
@@ -271,8 +281,42 @@ impl CsvEncoder {
     /// Appends one record as a CSV line. On error nothing is appended.
     #[inline]
     pub fn encode<T: RelytRecord + ?Sized>(&mut self, record: &T) -> Result<(), EncodeError> {
+        self.encode_inner(record, None)
+    }
+
+    /// Like [`encode`](Self::encode), and also records in `offsets` where each field of the
+    /// record starts in the buffer (`offsets` is cleared first).
+    pub(crate) fn encode_with_offsets<T: RelytRecord + ?Sized>(
+        &mut self,
+        record: &T,
+        offsets: &mut Vec<usize>,
+    ) -> Result<(), EncodeError> {
+        offsets.clear();
+        self.encode_inner(record, Some(offsets))
+    }
+
+    /// Appends whole, already encoded lines holding `rows` records.
+    #[inline]
+    pub(crate) fn push_encoded(&mut self, lines: &[u8], rows: u64) {
+        self.buf.put_slice(lines);
+        self.rows += rows;
+    }
+
+    /// Empties the buffer, keeping its memory.
+    #[inline]
+    pub(crate) fn clear(&mut self) {
+        self.buf.clear();
+        self.rows = 0;
+    }
+
+    #[inline]
+    fn encode_inner<T: RelytRecord + ?Sized>(
+        &mut self,
+        record: &T,
+        offsets: Option<&mut Vec<usize>>,
+    ) -> Result<(), EncodeError> {
         let start = self.buf.len();
-        let mut row = RowEncoder::new(&mut self.buf, &mut self.scratch);
+        let mut row = RowEncoder::new(&mut self.buf, &mut self.scratch, offsets);
         match record.encode_row(&mut row) {
             Ok(()) => {
                 self.buf.put_u8(b'\n');

@@ -11,6 +11,7 @@
 //!   on any PostgreSQL, managed services included.
 
 pub mod postgres;
+pub mod relyt;
 
 /// How staged files reach the table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

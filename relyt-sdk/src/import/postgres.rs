@@ -1,12 +1,173 @@
 //! The PostgreSQL import methods.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use sqlx::{Executor, PgConnection};
 
+use super::ImportMethod;
+use crate::config::ConflictMode;
 use crate::error::{Error, Result};
-use crate::sql::{TableName, column_list, quote_literal, quote_shell, statement};
+use crate::sql::{TableName, column_list, quote_ident, quote_literal, quote_shell, statement};
 use crate::staging::{StagedObject, Stager};
+
+/// SQLSTATE `unique_violation`.
+const UNIQUE_VIOLATION: &str = "23505";
+
+/// Where and how a processor's files go.
+#[derive(Debug, Clone)]
+pub(crate) struct Target {
+    pub(crate) table: TableName,
+    pub(crate) columns: Vec<&'static str>,
+    /// The conflict key: empty for plain inserts.
+    pub(crate) keys: Vec<String>,
+    pub(crate) conflict: ConflictMode,
+    pub(crate) method: ImportMethod,
+    pub(crate) url_lifetime: Duration,
+}
+
+impl Target {
+    fn upserts(&self) -> bool {
+        !self.keys.is_empty() && self.conflict != ConflictMode::Insert
+    }
+}
+
+/// Copies the object's rows into `table` with the configured method.
+async fn copy_into(
+    conn: &mut PgConnection,
+    stager: &Stager,
+    object: &StagedObject,
+    target: &Target,
+    table: &TableName,
+) -> Result<u64> {
+    match target.method {
+        ImportMethod::ServerPull => {
+            server_pull(
+                conn,
+                stager,
+                object,
+                table,
+                &target.columns,
+                target.url_lifetime,
+            )
+            .await
+        }
+        ImportMethod::ClientCopy => client_copy(conn, stager, object, table, &target.columns).await,
+    }
+}
+
+async fn run(conn: &mut PgConnection, sql: String, context: &str) -> Result<u64> {
+    conn.execute(statement(sql))
+        .await
+        .map(|done| done.rows_affected())
+        .map_err(|e| Error::database(context, e))
+}
+
+/// The ordinal column of the staging table: rows get increasing values in file order.
+const ORD_COLUMN: &str = "__relyt_ord";
+
+/// The merge that applies a staged batch to the target: one row per key (the last in file order
+/// for updates, the first for do-nothing), then `ON CONFLICT`.
+pub(crate) fn merge_sql(target: &Target, stage: &TableName) -> String {
+    let cols = column_list(target.columns.iter().copied());
+    let keys = column_list(target.keys.iter().map(String::as_str));
+    let order = if target.conflict == ConflictMode::DoNothing {
+        "ASC"
+    } else {
+        "DESC"
+    };
+    let updates: Vec<String> = target
+        .columns
+        .iter()
+        .filter(|c| !target.keys.iter().any(|k| k == *c))
+        .map(|c| format!("{0} = EXCLUDED.{0}", quote_ident(c)))
+        .collect();
+    let action = if target.conflict == ConflictMode::DoNothing || updates.is_empty() {
+        "DO NOTHING".to_owned()
+    } else {
+        format!("DO UPDATE SET {}", updates.join(", "))
+    };
+    format!(
+        "INSERT INTO {} ({cols}) SELECT DISTINCT ON ({keys}) {cols} FROM {stage} \
+         ORDER BY {keys}, {} {order} ON CONFLICT ({keys}) {action}",
+        target.table,
+        quote_ident(ORD_COLUMN)
+    )
+}
+
+/// Loads one staged file into the target, inside the caller's transaction. Returns the number of
+/// rows in the file.
+///
+/// Plain inserts COPY straight into the table. Upserts first try the same (`direct`, shared by
+/// the processor's importers): when no key conflicts, that is the cheapest correct load. On a
+/// unique violation the attempt is rolled back to a savepoint and the file goes through a
+/// temporary table and a merge; once a conflict has been seen, later files go there at once.
+pub(crate) async fn import_rows(
+    conn: &mut PgConnection,
+    stager: &Stager,
+    object: &StagedObject,
+    target: &Target,
+    file_no: u64,
+    direct: &AtomicBool,
+) -> Result<u64> {
+    if !target.upserts() {
+        return copy_into(conn, stager, object, target, &target.table).await;
+    }
+    if direct.load(Ordering::Relaxed) {
+        run(
+            conn,
+            "SAVEPOINT relyt_direct".into(),
+            "starting a direct load",
+        )
+        .await?;
+        match copy_into(conn, stager, object, target, &target.table).await {
+            Ok(rows) => {
+                run(
+                    conn,
+                    "RELEASE SAVEPOINT relyt_direct".into(),
+                    "finishing a direct load",
+                )
+                .await?;
+                return Ok(rows);
+            }
+            Err(e) if e.sqlstate() == Some(UNIQUE_VIOLATION) => {
+                tracing::debug!(file_no, "keys conflict: switching to merge imports");
+                direct.store(false, Ordering::Relaxed);
+                run(
+                    conn,
+                    "ROLLBACK TO SAVEPOINT relyt_direct".into(),
+                    "undoing a direct load",
+                )
+                .await?;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    let stage = TableName::new(None, &format!("relyt_stage_{file_no}"));
+    let cols = column_list(target.columns.iter().copied());
+    run(
+        conn,
+        format!(
+            "CREATE TEMP TABLE {stage} ON COMMIT DROP AS SELECT {cols} FROM {} WITH NO DATA",
+            target.table
+        ),
+        "creating the staging table",
+    )
+    .await?;
+    run(
+        conn,
+        format!(
+            "ALTER TABLE {stage} ADD COLUMN {} bigserial",
+            quote_ident(ORD_COLUMN)
+        ),
+        "creating the staging table",
+    )
+    .await?;
+    let rows = copy_into(conn, stager, object, target, &stage).await?;
+    let context = format!("merging {} into {}", object.key, target.table);
+    run(conn, merge_sql(target, &stage), &context).await?;
+    Ok(rows)
+}
 
 /// The statement that makes the server pull `url` with curl into `table (columns)`.
 ///

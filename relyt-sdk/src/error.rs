@@ -31,6 +31,8 @@ pub enum Error {
         key: String,
         /// The service's or the network's error, with presigned query strings removed.
         message: String,
+        /// Whether retrying may help (network errors, timeouts, 5xx, throttling).
+        transient: bool,
     },
     /// `insert` or `flush` was called after `shutdown`.
     #[error("the processor is shut down; build a new one to load more rows")]

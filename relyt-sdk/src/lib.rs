@@ -8,6 +8,7 @@ pub mod error;
 pub mod import;
 pub mod processor;
 pub mod record;
+pub mod retry;
 pub mod sql;
 pub mod staging;
 
@@ -21,6 +22,7 @@ pub use error::{EncodeError, EncodeErrorKind, Error, Result};
 pub use import::ImportMethod;
 pub use processor::{Builder, BulkProcessor, Stats};
 pub use record::{Column, RelytRecord, SqlType, key_columns};
+pub use retry::{FaultKind, RetryPolicy};
 pub use staging::{StagedObject, Stager};
 
 /// Derives [`RelytRecord`] for a struct with named fields; see the trait for the attributes.

@@ -18,6 +18,7 @@ use uuid::Uuid;
 
 use crate::config::S3Config;
 use crate::error::{Error, Result};
+use crate::retry::RetryPolicy;
 
 /// S3's smallest part (all parts but the last must be at least this big).
 pub const MIN_PART_SIZE: usize = 5 * 1024 * 1024;
@@ -28,6 +29,7 @@ pub struct Stager {
     client: Client,
     bucket: String,
     prefix: String,
+    retry: RetryPolicy,
 }
 
 impl fmt::Debug for Stager {
@@ -45,11 +47,22 @@ fn s3_error<E>(op: &'static str, key: &str, err: aws_sdk_s3::error::SdkError<E>)
 where
     E: std::error::Error + Send + Sync + 'static,
 {
-    use aws_sdk_s3::error::DisplayErrorContext;
+    use aws_sdk_s3::error::{DisplayErrorContext, SdkError};
+    let transient = match &err {
+        SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) | SdkError::ResponseError(_) => {
+            true
+        }
+        SdkError::ServiceError(service) => {
+            let status = service.raw().status().as_u16();
+            status >= 500 || status == 429
+        }
+        _ => false,
+    };
     Error::S3 {
         operation: op,
         key: key.to_owned(),
-        message: DisplayErrorContext(&err).to_string(),
+        message: redact_urls(&DisplayErrorContext(&err).to_string()),
+        transient,
     }
 }
 
@@ -90,7 +103,15 @@ impl Stager {
             client: Client::from_conf(builder.build()),
             bucket: config.bucket.clone(),
             prefix: config.prefix.clone(),
+            retry: RetryPolicy::default(),
         })
+    }
+
+    /// Retries transient S3 failures (network, timeouts, 5xx, throttling) with `policy`, on top
+    /// of the AWS SDK's own few quick retries.
+    pub fn with_retry(mut self, policy: RetryPolicy) -> Self {
+        self.retry = policy;
+        self
     }
 
     /// The bucket.
@@ -110,15 +131,19 @@ impl Stager {
     /// Writes a whole object in one request.
     pub async fn put(&self, key: &str, data: Bytes) -> Result<StagedObject> {
         let size = data.len() as u64;
-        self.client
-            .put_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .content_type("text/csv")
-            .body(ByteStream::from(data))
-            .send()
-            .await
-            .map_err(|e| s3_error("PutObject", key, e))?;
+        self.retry
+            .run("PutObject", |_| async {
+                self.client
+                    .put_object()
+                    .bucket(&self.bucket)
+                    .key(key)
+                    .content_type("text/csv")
+                    .body(ByteStream::from(data.clone()))
+                    .send()
+                    .await
+                    .map_err(|e| s3_error("PutObject", key, e))
+            })
+            .await?;
         Ok(StagedObject {
             key: key.to_owned(),
             size,
@@ -128,18 +153,23 @@ impl Stager {
     /// Starts a multipart upload of `key`.
     pub async fn start_upload(&self, key: &str) -> Result<MultipartUpload> {
         let out = self
-            .client
-            .create_multipart_upload()
-            .bucket(&self.bucket)
-            .key(key)
-            .content_type("text/csv")
-            .send()
-            .await
-            .map_err(|e| s3_error("CreateMultipartUpload", key, e))?;
+            .retry
+            .run("CreateMultipartUpload", |_| async {
+                self.client
+                    .create_multipart_upload()
+                    .bucket(&self.bucket)
+                    .key(key)
+                    .content_type("text/csv")
+                    .send()
+                    .await
+                    .map_err(|e| s3_error("CreateMultipartUpload", key, e))
+            })
+            .await?;
         let upload_id = out.upload_id().ok_or_else(|| Error::S3 {
             operation: "CreateMultipartUpload",
             key: key.to_owned(),
             message: "the response has no upload id".into(),
+            transient: false,
         })?;
         Ok(MultipartUpload {
             stager: self.clone(),
@@ -168,25 +198,33 @@ impl Stager {
     /// Streams an object's bytes (for the client-side COPY).
     pub async fn get(&self, key: &str) -> Result<ByteStream> {
         let out = self
-            .client
-            .get_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .send()
-            .await
-            .map_err(|e| s3_error("GetObject", key, e))?;
+            .retry
+            .run("GetObject", |_| async {
+                self.client
+                    .get_object()
+                    .bucket(&self.bucket)
+                    .key(key)
+                    .send()
+                    .await
+                    .map_err(|e| s3_error("GetObject", key, e))
+            })
+            .await?;
         Ok(out.body)
     }
 
     /// Deletes an object.
     pub async fn delete(&self, key: &str) -> Result<()> {
-        self.client
-            .delete_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .send()
-            .await
-            .map_err(|e| s3_error("DeleteObject", key, e))?;
+        self.retry
+            .run("DeleteObject", |_| async {
+                self.client
+                    .delete_object()
+                    .bucket(&self.bucket)
+                    .key(key)
+                    .send()
+                    .await
+                    .map_err(|e| s3_error("DeleteObject", key, e))
+            })
+            .await?;
         Ok(())
     }
 }
@@ -225,18 +263,23 @@ impl MultipartUpload {
             )));
         }
         let len = data.len() as u64;
-        let out = self
-            .stager
-            .client
-            .upload_part()
-            .bucket(&self.stager.bucket)
-            .key(&self.key)
-            .upload_id(&self.upload_id)
-            .part_number(number)
-            .body(ByteStream::from(data))
-            .send()
-            .await
-            .map_err(|e| s3_error("UploadPart", &self.key, e))?;
+        let (stager, key, upload_id) = (&self.stager, &self.key, &self.upload_id);
+        let out = stager
+            .retry
+            .run("UploadPart", |_| async {
+                stager
+                    .client
+                    .upload_part()
+                    .bucket(&stager.bucket)
+                    .key(key)
+                    .upload_id(upload_id)
+                    .part_number(number)
+                    .body(ByteStream::from(data.clone()))
+                    .send()
+                    .await
+                    .map_err(|e| s3_error("UploadPart", key, e))
+            })
+            .await?;
         self.parts.push(
             CompletedPart::builder()
                 .part_number(number)
@@ -249,20 +292,27 @@ impl MultipartUpload {
 
     /// Completes the upload: the object becomes visible.
     pub async fn complete(self) -> Result<StagedObject> {
-        self.stager
-            .client
-            .complete_multipart_upload()
-            .bucket(&self.stager.bucket)
-            .key(&self.key)
-            .upload_id(&self.upload_id)
-            .multipart_upload(
-                CompletedMultipartUpload::builder()
-                    .set_parts(Some(self.parts))
-                    .build(),
-            )
-            .send()
-            .await
-            .map_err(|e| s3_error("CompleteMultipartUpload", &self.key, e))?;
+        let (stager, key, upload_id, parts) =
+            (&self.stager, &self.key, &self.upload_id, &self.parts);
+        stager
+            .retry
+            .run("CompleteMultipartUpload", |_| async {
+                stager
+                    .client
+                    .complete_multipart_upload()
+                    .bucket(&stager.bucket)
+                    .key(key)
+                    .upload_id(upload_id)
+                    .multipart_upload(
+                        CompletedMultipartUpload::builder()
+                            .set_parts(Some(parts.clone()))
+                            .build(),
+                    )
+                    .send()
+                    .await
+                    .map_err(|e| s3_error("CompleteMultipartUpload", key, e))
+            })
+            .await?;
         Ok(StagedObject {
             key: self.key,
             size: self.size,

@@ -235,6 +235,7 @@ pub async fn client_copy(
                     operation: "GetObject",
                     key: object.key.clone(),
                     message: e.to_string(),
+                    transient: true,
                 };
                 // Abort leaves the connection usable; its own error adds nothing.
                 let _ = copy.abort("staged object could not be read").await;

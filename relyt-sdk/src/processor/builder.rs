@@ -11,6 +11,7 @@ use crate::config::{ConflictMode, S3Config, Secret};
 use crate::error::{Error, Result};
 use crate::import::ImportMethod;
 use crate::record::RelytRecord;
+use crate::retry::RetryPolicy;
 use crate::sql::TableName;
 use crate::staging::MIN_PART_SIZE;
 
@@ -25,6 +26,7 @@ pub(crate) struct Settings {
     pub(crate) part_size: usize,
     pub(crate) max_error_records: u64,
     pub(crate) keep_staged_files: bool,
+    pub(crate) retry: RetryPolicy,
 }
 
 /// Where the database connection comes from.
@@ -86,6 +88,7 @@ impl<T: RelytRecord + Send + Sync + 'static> Builder<T> {
                 part_size: 8 * 1024 * 1024,
                 max_error_records: 0,
                 keep_staged_files: false,
+                retry: RetryPolicy::default(),
             },
             apply_migrations: true,
             presigned_url_lifetime: Duration::from_secs(15 * 60),
@@ -186,6 +189,14 @@ impl<T: RelytRecord + Send + Sync + 'static> Builder<T> {
         self
     }
 
+    /// How transient faults (network, S3 5xx and throttling, a restarting database, deadlocks,
+    /// serialization failures) are retried (default: 10 attempts within 2 minutes, backoff from
+    /// 200 ms to 10 s with jitter). They never count as bad records.
+    pub fn retry_policy(mut self, policy: RetryPolicy) -> Self {
+        self.settings.retry = policy;
+        self
+    }
+
     /// How staged files reach the table (default [`ImportMethod::ClientCopy`]).
     pub fn import_method(mut self, method: ImportMethod) -> Self {
         self.method = method;
@@ -233,6 +244,9 @@ impl<T: RelytRecord + Send + Sync + 'static> Builder<T> {
                 "max_file_bytes ({}) must be at least part_size ({})",
                 s.max_file_bytes, s.part_size
             ));
+        }
+        if s.retry.max_attempts == 0 {
+            return bad("retry_policy.max_attempts must be at least 1 (1 = no retries)".into());
         }
         if s.max_file_age.is_zero() {
             return bad("max_file_age must be longer than zero".into());

@@ -368,7 +368,7 @@ impl Inner {
         if apply_migrations {
             checkpoint::migrate(&pool).await?;
         }
-        let stager = Stager::new(&s3).await?;
+        let stager = Stager::new(&s3).await?.with_retry(settings.retry);
         let process_id = Uuid::new_v4();
         checkpoint::create_job(&pool, process_id, &table.to_string()).await?;
 

@@ -62,7 +62,12 @@ async fn upload(
     key: &str,
     mut parts: mpsc::Receiver<FileMsg>,
 ) -> Result<Option<(StagedObject, u64)>> {
-    checkpoint::file_created(&inner.pool, inner.process_id, no, key).await?;
+    let retry = inner.settings.retry;
+    retry
+        .run("recording a new file", |_| {
+            checkpoint::file_created(&inner.pool, inner.process_id, no, key)
+        })
+        .await?;
     // The first part is held back: a file of one part is written with one PutObject.
     let mut first: Option<Bytes> = None;
     let mut multipart: Option<MultipartUpload> = None;
@@ -101,7 +106,11 @@ async fn upload(
         Some(upload) => upload.complete().await?,
         None => inner.stager.put(key, first.unwrap_or_default()).await?,
     };
-    checkpoint::file_frozen(&inner.pool, inner.process_id, no, rows, bytes).await?;
+    retry
+        .run("marking a file FROZEN", |_| {
+            checkpoint::file_frozen(&inner.pool, inner.process_id, no, rows, bytes)
+        })
+        .await?;
     tracing::debug!(rows, bytes, key, "file staged");
     Ok(Some((object, rows)))
 }
@@ -136,7 +145,14 @@ pub(super) async fn run_importer(
         }
         let span =
             tracing::debug_span!("import_file", process_id = %inner.process_id, file_no = file.no);
-        match import(&inner, &file).instrument(span).await {
+        let what = format!("importing file {}", file.no);
+        let result = inner
+            .settings
+            .retry
+            .run(&what, |_| import(&inner, &file))
+            .instrument(span)
+            .await;
+        match result {
             Ok(()) => {
                 inner
                     .counters

@@ -217,11 +217,12 @@ pub(crate) async fn mark_imported(
     process_id: Uuid,
     file_no: u64,
     rows: u64,
+    rejected: u64,
 ) -> Result<()> {
     sqlx::query(
         "WITH f AS (UPDATE relyt_sys.relyt_loader_file \
-                    SET status = 'IMPORTED', rows_imported = $3, imported_at = now(), \
-                        error_message = NULL \
+                    SET status = 'IMPORTED', rows_imported = $3, rows_rejected = $4, \
+                        imported_at = now(), error_message = NULL \
                     WHERE process_id = $1 AND file_no = $2) \
          UPDATE relyt_sys.relyt_loader_job SET rows_imported = rows_imported + $3 \
          WHERE process_id = $1",
@@ -229,6 +230,7 @@ pub(crate) async fn mark_imported(
     .bind(process_id.to_string())
     .bind(file_no as i64)
     .bind(rows as i64)
+    .bind(rejected as i64)
     .execute(&mut *conn)
     .await
     .map_err(db("marking a file IMPORTED"))?;
@@ -247,7 +249,7 @@ pub(crate) struct Reject {
 
 /// Stores rejected records and counts them on the job, in one statement.
 pub(crate) async fn record_rejects(
-    pool: &PgPool,
+    conn: &mut PgConnection,
     process_id: Uuid,
     rejects: &[Reject],
 ) -> Result<()> {
@@ -280,7 +282,7 @@ pub(crate) async fn record_rejects(
     .bind(states)
     .bind(messages)
     .bind(rejects.len() as i64)
-    .execute(pool)
+    .execute(&mut *conn)
     .await
     .map_err(db(
         "storing rejected records in relyt_sys.relyt_loader_reject",

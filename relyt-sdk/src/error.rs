@@ -79,6 +79,22 @@ impl Error {
         }
     }
 
+    /// The 1-based line of the `COPY` input that a database error points at (from its CONTEXT,
+    /// `COPY t, line N`): for a record spanning several lines, its last one.
+    pub fn copy_line(&self) -> Option<u64> {
+        let Self::Database { message, .. } = self else {
+            return None;
+        };
+        let at = message.find("context: COPY ")?;
+        let rest = &message[at..];
+        let line = rest.find(", line ")? + ", line ".len();
+        let digits: String = rest[line..]
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect();
+        digits.parse().ok()
+    }
+
     /// Wraps a sqlx error with what the SDK was doing, removing presigned URLs from its text.
     pub(crate) fn database(context: impl Into<String>, err: sqlx::Error) -> Self {
         use crate::staging::redact_urls;
@@ -86,11 +102,18 @@ impl Error {
             sqlx::Error::Database(db) => {
                 let mut message = db.message().to_owned();
                 if let Some(pg) = db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>() {
-                    if let Some(detail) = pg.detail() {
+                    // Row data stays out of errors and logs: DETAIL lines that quote a row or
+                    // a key are dropped, and CONTEXT is cut before the quoted value
+                    // (`COPY t, line 5, column c: "value"` keeps `COPY t, line 5, column c`).
+                    if let Some(detail) = pg.detail()
+                        && !detail.starts_with("Failing row contains")
+                        && !detail.starts_with("Key (")
+                    {
                         message.push_str("; ");
                         message.push_str(detail);
                     }
                     if let Some(context) = pg.r#where() {
+                        let context = context.split(": \"").next().unwrap_or_default();
                         message.push_str("; context: ");
                         message.push_str(context);
                     }

@@ -16,6 +16,7 @@
 //! Without them every test fails with a message that says how to start the services: a test never
 //! passes by skipping.
 
+mod badrows;
 mod common;
 mod processor;
 mod roundtrip;

@@ -10,6 +10,7 @@
 //! - [`ImportMethod::ClientCopy`]: the SDK streams the object through `COPY ... FROM STDIN`. Works
 //!   on any PostgreSQL, managed services included.
 
+pub(crate) mod narrow;
 pub mod postgres;
 pub mod relyt;
 

@@ -6,8 +6,11 @@ use std::time::Duration;
 use sqlx::{Executor, PgConnection};
 
 use super::ImportMethod;
+use super::narrow::{Records, copy_isolating, merge_isolating, too_many};
+use crate::checkpoint::Reject;
 use crate::config::ConflictMode;
 use crate::error::{Error, Result};
+use crate::retry::FaultKind;
 use crate::sql::{TableName, column_list, quote_ident, quote_literal, quote_shell, statement};
 use crate::staging::{StagedObject, Stager};
 
@@ -63,12 +66,46 @@ async fn run(conn: &mut PgConnection, sql: String, context: &str) -> Result<u64>
         .map_err(|e| Error::database(context, e))
 }
 
+/// A staged file's records, downloaded once, when a data error needs them.
+struct StagedRecords<'a> {
+    stager: &'a Stager,
+    object: &'a StagedObject,
+    records: Option<Records>,
+}
+
+impl<'a> StagedRecords<'a> {
+    fn new(stager: &'a Stager, object: &'a StagedObject) -> Self {
+        Self {
+            stager,
+            object,
+            records: None,
+        }
+    }
+
+    async fn get(&mut self) -> Result<&Records> {
+        if self.records.is_none() {
+            let body = self.stager.get(&self.object.key).await?;
+            let data = body.collect().await.map_err(|e| Error::S3 {
+                operation: "GetObject",
+                key: self.object.key.clone(),
+                message: e.to_string(),
+                transient: true,
+            })?;
+            self.records = Some(Records::split(data.into_bytes()));
+        }
+        match &self.records {
+            Some(records) => Ok(records),
+            None => Err(Error::Closed),
+        }
+    }
+}
+
 /// The ordinal column of the staging table: rows get increasing values in file order.
 const ORD_COLUMN: &str = "__relyt_ord";
 
 /// The merge that applies a staged batch to the target: one row per key (the last in file order
 /// for updates, the first for do-nothing), then `ON CONFLICT`.
-pub(crate) fn merge_sql(target: &Target, stage: &TableName) -> String {
+pub(crate) fn merge_sql(target: &Target, stage: &TableName, ranged: bool) -> String {
     let cols = column_list(target.columns.iter().copied());
     let keys = column_list(target.keys.iter().map(String::as_str));
     let order = if target.conflict == ConflictMode::DoNothing {
@@ -87,21 +124,38 @@ pub(crate) fn merge_sql(target: &Target, stage: &TableName) -> String {
     } else {
         format!("DO UPDATE SET {}", updates.join(", "))
     };
+    let ord = quote_ident(ORD_COLUMN);
+    let range = if ranged {
+        format!(" WHERE {ord} BETWEEN $1 AND $2")
+    } else {
+        String::new()
+    };
     format!(
-        "INSERT INTO {} ({cols}) SELECT DISTINCT ON ({keys}) {cols} FROM {stage} \
-         ORDER BY {keys}, {} {order} ON CONFLICT ({keys}) {action}",
+        "INSERT INTO {} ({cols}) SELECT DISTINCT ON ({keys}) {cols} FROM {stage}{range} \
+         ORDER BY {keys}, {ord} {order} ON CONFLICT ({keys}) {action}",
         target.table,
-        quote_ident(ORD_COLUMN)
     )
 }
 
-/// Loads one staged file into the target, inside the caller's transaction. Returns the number of
-/// rows in the file.
+/// What importing one file did.
+#[derive(Default)]
+pub(crate) struct Outcome {
+    /// Rows loaded (the file's rows less the rejected ones).
+    pub(crate) rows: u64,
+    /// Records rejected for data errors, with their lines and messages.
+    pub(crate) rejects: Vec<Reject>,
+}
+
+/// Loads one staged file into the target, inside the caller's transaction.
 ///
 /// Plain inserts COPY straight into the table. Upserts first try the same (`direct`, shared by
 /// the processor's importers): when no key conflicts, that is the cheapest correct load. On a
 /// unique violation the attempt is rolled back to a savepoint and the file goes through a
 /// temporary table and a merge; once a conflict has been seen, later files go there at once.
+///
+/// A data error (SQLSTATE class 22 or 23) is narrowed down to the offending records (see
+/// [`super::narrow`]): they are returned as rejects and the other rows load. More than
+/// `max_rejects` of them ends the import with [`Error::TooManyRejects`].
 pub(crate) async fn import_rows(
     conn: &mut PgConnection,
     stager: &Stager,
@@ -109,9 +163,49 @@ pub(crate) async fn import_rows(
     target: &Target,
     file_no: u64,
     direct: &AtomicBool,
-) -> Result<u64> {
+    max_rejects: u64,
+) -> Result<Outcome> {
+    let mut file = StagedRecords::new(stager, object);
     if !target.upserts() {
-        return copy_into(conn, stager, object, target, &target.table).await;
+        run(conn, "SAVEPOINT relyt_file".into(), "starting an import").await?;
+        let err = match copy_into(conn, stager, object, target, &target.table).await {
+            Ok(rows) => {
+                run(
+                    conn,
+                    "RELEASE SAVEPOINT relyt_file".into(),
+                    "finishing an import",
+                )
+                .await?;
+                return Ok(Outcome {
+                    rows,
+                    rejects: Vec::new(),
+                });
+            }
+            Err(e) if e.fault_kind() == FaultKind::Data => e,
+            Err(e) => return Err(e),
+        };
+        run(
+            conn,
+            "ROLLBACK TO SAVEPOINT relyt_file".into(),
+            "undoing an import",
+        )
+        .await?;
+        tracing::info!(file_no, error = %err, "data error: narrowing it down to the bad records");
+        let records = file.get().await?;
+        let done = copy_isolating(
+            conn,
+            &target.table,
+            &target.columns,
+            records,
+            file_no,
+            max_rejects,
+            None,
+        )
+        .await?;
+        return Ok(Outcome {
+            rows: done.loaded.len() as u64,
+            rejects: done.rejects,
+        });
     }
     if direct.load(Ordering::Relaxed) {
         run(
@@ -128,11 +222,17 @@ pub(crate) async fn import_rows(
                     "finishing a direct load",
                 )
                 .await?;
-                return Ok(rows);
+                return Ok(Outcome {
+                    rows,
+                    rejects: Vec::new(),
+                });
             }
-            Err(e) if e.sqlstate() == Some(UNIQUE_VIOLATION) => {
-                tracing::debug!(file_no, "keys conflict: switching to merge imports");
-                direct.store(false, Ordering::Relaxed);
+            Err(e) if e.fault_kind() == FaultKind::Data => {
+                if e.sqlstate() == Some(UNIQUE_VIOLATION) {
+                    tracing::debug!(file_no, "keys conflict: switching to merge imports");
+                    direct.store(false, Ordering::Relaxed);
+                }
+                // Any data error: the merge path below narrows it down.
                 run(
                     conn,
                     "ROLLBACK TO SAVEPOINT relyt_direct".into(),
@@ -163,10 +263,106 @@ pub(crate) async fn import_rows(
         "creating the staging table",
     )
     .await?;
-    let rows = copy_into(conn, stager, object, target, &stage).await?;
+
+    // Stage the rows; type errors (which name their line) are narrowed here.
+    run(conn, "SAVEPOINT relyt_stage".into(), "staging a file").await?;
+    let mut outcome = Outcome::default();
+    let loaded: Option<Vec<usize>> = match copy_into(conn, stager, object, target, &stage).await {
+        Ok(rows) => {
+            run(
+                conn,
+                "RELEASE SAVEPOINT relyt_stage".into(),
+                "staging a file",
+            )
+            .await?;
+            outcome.rows = rows;
+            None
+        }
+        Err(e) if e.fault_kind() == FaultKind::Data => {
+            run(
+                conn,
+                "ROLLBACK TO SAVEPOINT relyt_stage".into(),
+                "staging a file",
+            )
+            .await?;
+            tracing::info!(file_no, error = %e, "data error: narrowing it down to the bad records");
+            let setval = format!(
+                "SELECT setval(pg_get_serial_sequence({}, {}), $1, false)",
+                quote_literal(&format!("pg_temp.{stage}")),
+                quote_literal(ORD_COLUMN)
+            );
+            let records = file.get().await?;
+            let done = copy_isolating(
+                conn,
+                &stage,
+                &target.columns,
+                records,
+                file_no,
+                max_rejects,
+                Some(&setval),
+            )
+            .await?;
+            outcome.rows = done.loaded.len() as u64;
+            outcome.rejects = done.rejects;
+            Some(done.loaded)
+        }
+        Err(e) => return Err(e),
+    };
+
+    // Merge; constraint errors (which name no line) are found by bisection over ordinals.
     let context = format!("merging {} into {}", object.key, target.table);
-    run(conn, merge_sql(target, &stage), &context).await?;
-    Ok(rows)
+    run(conn, "SAVEPOINT relyt_merge_all".into(), &context).await?;
+    let err = match run(conn, merge_sql(target, &stage, false), &context).await {
+        Ok(_) => {
+            run(conn, "RELEASE SAVEPOINT relyt_merge_all".into(), &context).await?;
+            return Ok(outcome);
+        }
+        Err(e) if e.fault_kind() == FaultKind::Data => e,
+        Err(e) => return Err(e),
+    };
+    run(
+        conn,
+        "ROLLBACK TO SAVEPOINT relyt_merge_all".into(),
+        &context,
+    )
+    .await?;
+    tracing::info!(file_no, error = %err, "data error in the merge: bisecting");
+    let budget = max_rejects.saturating_sub(outcome.rejects.len() as u64);
+    let mut bad = Vec::new();
+    let staged_rows = i64::try_from(outcome.rows).unwrap_or(i64::MAX);
+    merge_isolating(
+        conn,
+        &merge_sql(target, &stage, true),
+        1,
+        staged_rows,
+        budget,
+        &mut bad,
+    )
+    .await?;
+    let records = file.get().await?;
+    let merge_rejects = bad.len() as u64;
+    for (ord, e) in bad {
+        let index = (ord - 1) as usize;
+        let record = match &loaded {
+            Some(loaded) => loaded.get(index).copied(),
+            None => Some(index),
+        };
+        let Some(record) = record.filter(|&r| r < records.len()) else {
+            return Err(e);
+        };
+        outcome.rejects.push(Reject {
+            file_no: Some(file_no),
+            line_no: Some(records.line(record)),
+            raw_record: Some(records.raw(record)),
+            sqlstate: e.sqlstate().map(str::to_owned),
+            message: e.to_string(),
+        });
+    }
+    if outcome.rejects.len() as u64 > max_rejects {
+        return Err(too_many(&target.table, &outcome.rejects, max_rejects));
+    }
+    outcome.rows -= merge_rejects;
+    Ok(outcome)
 }
 
 /// The statement that makes the server pull `url` with curl into `table (columns)`.

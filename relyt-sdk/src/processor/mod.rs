@@ -26,7 +26,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -305,6 +305,10 @@ struct FrozenFile {
 /// The insert side: one open file per lane, and the buffer a row is encoded into first.
 struct Lanes {
     files: Vec<Option<OpenFile>>,
+    /// Per lane, the signal that the lane's latest file reached its import queue: the next file
+    /// waits for it, so a lane's files are imported in the order they were written even when a
+    /// later, smaller file finishes uploading first.
+    turn: Vec<Option<oneshot::Receiver<()>>>,
     line: CsvEncoder,
     offsets: Vec<usize>,
 }
@@ -411,6 +415,7 @@ impl Inner {
             key_index,
             lanes: tokio::sync::Mutex::new(Lanes {
                 files: (0..lanes).map(|_| None).collect(),
+                turn: (0..lanes).map(|_| None).collect(),
                 line: CsvEncoder::new(),
                 offsets: Vec::new(),
             }),
@@ -493,7 +498,10 @@ impl Inner {
     /// freezing the file as needed.
     async fn append(self: &Arc<Self>, lanes: &mut Lanes, lane: usize) -> Result<()> {
         if lanes.files[lane].is_none() {
-            lanes.files[lane] = Some(self.open_file(lane).await?);
+            let previous = lanes.turn[lane].take();
+            let (file, turn) = self.open_file(lane, previous).await?;
+            lanes.files[lane] = Some(file);
+            lanes.turn[lane] = Some(turn);
         }
         let Some(file) = lanes.files[lane].as_mut() else {
             return Ok(());
@@ -524,7 +532,11 @@ impl Inner {
 
     /// Opens a file in `lane`: waits for a file permit (backpressure), registers it and starts
     /// its upload task and its age timer.
-    async fn open_file(self: &Arc<Self>, lane: usize) -> Result<OpenFile> {
+    async fn open_file(
+        self: &Arc<Self>,
+        lane: usize,
+        previous: Option<oneshot::Receiver<()>>,
+    ) -> Result<(OpenFile, oneshot::Receiver<()>)> {
         let permit = tokio::select! {
             permit = self.file_permits.clone().acquire_owned() => permit.map_err(|_| Error::Closed)?,
             _ = self.cancel.cancelled() => return Err(Error::Closed),
@@ -534,19 +546,31 @@ impl Inner {
         self.register(no);
         self.counters.files_open.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = mpsc::channel(1);
-        self.tracker
-            .spawn(worker::run_file(self.clone(), no, key, lane, rx, permit));
+        let (queued, turn) = oneshot::channel();
+        let order = worker::QueueOrder { previous, queued };
+        self.tracker.spawn(worker::run_file(
+            self.clone(),
+            no,
+            key,
+            lane,
+            rx,
+            permit,
+            order,
+        ));
         self.tracker
             .spawn(worker::age_timer(self.clone(), lane, no));
         let mut enc = CsvEncoder::with_capacity(self.settings.part_size + 64 * 1024);
         enc.clear();
-        Ok(OpenFile {
-            no,
-            enc,
-            rows: 0,
-            bytes: 0,
-            parts: tx,
-        })
+        Ok((
+            OpenFile {
+                no,
+                enc,
+                rows: 0,
+                bytes: 0,
+                parts: tx,
+            },
+            turn,
+        ))
     }
 
     /// Hands the lane's open file (if any) to its upload task to complete.
@@ -599,7 +623,12 @@ impl Inner {
             first = %errors[0],
             "records rejected: they could not be encoded"
         );
-        checkpoint::record_rejects(&self.pool, self.process_id, &rejects).await?;
+        let mut conn = self
+            .pool
+            .acquire()
+            .await
+            .map_err(|e| Error::database("storing rejected records", e))?;
+        checkpoint::record_rejects(&mut conn, self.process_id, &rejects).await?;
         self.count_rejects(rejects.iter().map(|r| r.message.clone()))
     }
 
@@ -628,6 +657,44 @@ impl Inner {
             ));
         }
         Ok(())
+    }
+
+    /// Rejects this processor may still take before its budget runs out.
+    fn reject_budget_left(&self) -> u64 {
+        self.settings
+            .max_error_records
+            .saturating_sub(self.counters.rejected.load(Ordering::Acquire))
+    }
+
+    /// Takes `n` rejects from the budget before they are committed, or fails without taking any.
+    fn reserve_rejects(&self, n: u64, first: &[String]) -> Result<()> {
+        let budget = self.settings.max_error_records;
+        let reserved =
+            self.counters
+                .rejected
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |r| {
+                    (r + n <= budget).then_some(r + n)
+                });
+        let mut pending = self.pending();
+        for m in first {
+            if pending.first_rejects.len() < 5 {
+                pending.first_rejects.push(m.clone());
+            }
+        }
+        match reserved {
+            Ok(_) => Ok(()),
+            Err(current) => Err(Error::TooManyRejects {
+                table: self.target.table.to_string(),
+                rejected: current + n,
+                budget,
+                first: pending.first_rejects.clone(),
+            }),
+        }
+    }
+
+    /// Returns rejects to the budget (their import did not commit).
+    fn release_rejects(&self, n: u64) {
+        self.counters.rejected.fetch_sub(n, Ordering::AcqRel);
     }
 
     async fn flush(&self) -> Result<Stats> {

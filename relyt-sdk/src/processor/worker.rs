@@ -4,16 +4,25 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
-use tokio::sync::{Mutex, OwnedSemaphorePermit, mpsc};
+use tokio::sync::{Mutex, OwnedSemaphorePermit, mpsc, oneshot};
 use tracing::Instrument;
 
 use super::{FileMsg, FrozenFile, Inner};
 use crate::checkpoint::{self, FileState};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::import::postgres::import_rows;
 use crate::staging::{MultipartUpload, StagedObject};
 
-/// Uploads one file as its parts arrive, then hands it to the lane's import queue.
+/// Keeps a lane's files in order on their way to the import queue.
+pub(super) struct QueueOrder {
+    /// Resolves when the lane's previous file was queued (or given up).
+    pub(super) previous: Option<oneshot::Receiver<()>>,
+    /// Signals that this file was queued (or given up); dropping it does too.
+    pub(super) queued: oneshot::Sender<()>,
+}
+
+/// Uploads one file as its parts arrive, then hands it to the lane's import queue, after the
+/// lane's previous file.
 pub(super) async fn run_file(
     inner: Arc<Inner>,
     no: u64,
@@ -21,10 +30,15 @@ pub(super) async fn run_file(
     lane: usize,
     parts: mpsc::Receiver<FileMsg>,
     permit: OwnedSemaphorePermit,
+    order: QueueOrder,
 ) {
     let span = tracing::debug_span!("stage_file", process_id = %inner.process_id, file_no = no);
     let result = upload(&inner, no, &key, parts).instrument(span).await;
     inner.counters.files_open.fetch_sub(1, Ordering::Relaxed);
+    if let Some(previous) = order.previous {
+        // An error means the previous file's task ended without queueing: nothing to wait for.
+        let _ = previous.await;
+    }
     match result {
         Ok(Some((object, rows))) => {
             inner.counters.files_waiting.fetch_add(1, Ordering::Relaxed);
@@ -39,6 +53,7 @@ pub(super) async fn run_file(
                 // The importers are gone (shut down or dropped): the file stays FROZEN.
                 inner.settle(no);
             }
+            let _ = order.queued.send(());
         }
         Ok(None) => inner.settle(no),
         Err(e) => {
@@ -153,11 +168,9 @@ pub(super) async fn run_importer(
             .instrument(span)
             .await;
         match result {
-            Ok(()) => {
-                inner
-                    .counters
-                    .imported
-                    .fetch_add(file.rows, Ordering::AcqRel);
+            Ok(rows) => {
+                // Rejected rows were counted when their budget was reserved.
+                inner.counters.imported.fetch_add(rows, Ordering::AcqRel);
                 inner
                     .counters
                     .files_imported
@@ -183,34 +196,84 @@ pub(super) async fn run_importer(
     }
 }
 
-/// Imports one file exactly once: its rows and its IMPORTED state commit in one transaction, and
-/// a file already IMPORTED is left alone.
-async fn import(inner: &Inner, file: &FrozenFile) -> Result<()> {
-    let db = |what: &'static str| move |e| crate::error::Error::database(what, e);
+/// Imports one file exactly once: its rows, its rejected records and its IMPORTED state commit in
+/// one transaction, and a file already IMPORTED is left alone. Returns the rows loaded.
+async fn import(inner: &Inner, file: &FrozenFile) -> Result<u64> {
+    let db = |what: &'static str| move |e| Error::database(what, e);
     checkpoint::file_importing(&inner.pool, inner.process_id, file.no).await?;
     let mut tx = inner.pool.begin().await.map_err(db("starting an import"))?;
     if checkpoint::lock_file(&mut tx, inner.process_id, file.no).await? == FileState::Imported {
         tracing::debug!("file already imported");
-        return Ok(());
+        return Ok(0);
     }
-    let rows = import_rows(
+    let outcome = match import_rows(
         &mut tx,
         &inner.stager,
         &file.object,
         &inner.target,
         file.no,
         &inner.direct,
+        inner.reject_budget_left(),
     )
-    .await?;
-    if rows != file.rows {
+    .await
+    {
+        Ok(outcome) => outcome,
+        Err(Error::TooManyRejects {
+            first, rejected, ..
+        }) => {
+            // More than the budget left: the file is not imported and the job fails with the
+            // job-wide count. Nothing is reserved (the reservation fails by construction).
+            let over = rejected.max(inner.reject_budget_left() + 1);
+            inner.reserve_rejects(over, &first)?;
+            return Err(Error::Closed);
+        }
+        Err(e) => return Err(e),
+    };
+    let rejected = outcome.rejects.len() as u64;
+    if rejected > 0 {
+        let first: Vec<String> = outcome
+            .rejects
+            .iter()
+            .take(5)
+            .map(|r| {
+                format!(
+                    "file {} line {}: {}",
+                    file.no,
+                    r.line_no.unwrap_or_default(),
+                    r.message
+                )
+            })
+            .collect();
+        inner.reserve_rejects(rejected, &first)?;
+        if let Err(e) =
+            checkpoint::record_rejects(&mut tx, inner.process_id, &outcome.rejects).await
+        {
+            inner.release_rejects(rejected);
+            return Err(e);
+        }
+        tracing::warn!(
+            rejected,
+            "records rejected for data errors; the rest of the file loads"
+        );
+    }
+    if outcome.rows + rejected != file.rows {
         tracing::warn!(
             expected = file.rows,
-            loaded = rows,
+            loaded = outcome.rows,
+            rejected,
             "row count of the import differs from the file's"
         );
     }
-    checkpoint::mark_imported(&mut tx, inner.process_id, file.no, rows).await?;
-    tx.commit().await.map_err(db("committing an import"))?;
-    tracing::debug!(rows, "file imported");
-    Ok(())
+    let committed = async {
+        checkpoint::mark_imported(&mut tx, inner.process_id, file.no, outcome.rows, rejected)
+            .await?;
+        tx.commit().await.map_err(db("committing an import"))
+    }
+    .await;
+    if let Err(e) = committed {
+        inner.release_rejects(rejected);
+        return Err(e);
+    }
+    tracing::debug!(rows = outcome.rows, rejected, "file imported");
+    Ok(outcome.rows)
 }

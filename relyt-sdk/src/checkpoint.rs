@@ -289,3 +289,76 @@ pub(crate) async fn record_rejects(
     ))?;
     Ok(())
 }
+
+/// A file left by an earlier run of a job.
+#[derive(Debug, Clone)]
+pub(crate) struct LeftFile {
+    pub(crate) file_no: u64,
+    pub(crate) key: String,
+    pub(crate) rows: u64,
+    pub(crate) bytes: u64,
+    pub(crate) state: FileState,
+}
+
+/// Takes over a job for a resume: checks it loads `table`, sets it RUNNING again, and returns
+/// its files that are not IMPORTED, in file order.
+pub(crate) async fn take_over_job(
+    pool: &PgPool,
+    process_id: Uuid,
+    table: &str,
+) -> Result<Vec<LeftFile>> {
+    let job: Option<(String,)> = sqlx::query_as(
+        "UPDATE relyt_sys.relyt_loader_job \
+         SET status = 'RUNNING', error_message = NULL, end_time = NULL \
+         WHERE process_id = $1 RETURNING pg_table",
+    )
+    .bind(process_id.to_string())
+    .fetch_optional(pool)
+    .await
+    .map_err(db("taking over the job to resume"))?;
+    match job {
+        None => {
+            return Err(Error::Config(format!(
+                "no job {process_id} in relyt_sys.relyt_loader_job to resume; check the process id"
+            )));
+        }
+        Some((loaded,)) if loaded != table => {
+            return Err(Error::Config(format!(
+                "job {process_id} loaded {loaded}, not {table}; resume it with .table({loaded:?})"
+            )));
+        }
+        Some(_) => {}
+    }
+    let rows: Vec<(i64, String, i64, i64, String)> = sqlx::query_as(
+        "SELECT file_no, s3_key, num_records, num_bytes, status FROM relyt_sys.relyt_loader_file \
+         WHERE process_id = $1 AND status <> 'IMPORTED' ORDER BY file_no",
+    )
+    .bind(process_id.to_string())
+    .fetch_all(pool)
+    .await
+    .map_err(db("reading the job's files to resume"))?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(no, key, rows, bytes, status)| {
+            Some(LeftFile {
+                file_no: no as u64,
+                key,
+                rows: rows as u64,
+                bytes: bytes as u64,
+                state: FileState::parse(&status)?,
+            })
+        })
+        .collect())
+}
+
+/// The highest file number a job has used.
+pub(crate) async fn last_file_no(pool: &PgPool, process_id: Uuid) -> Result<u64> {
+    let (last,): (Option<i64>,) = sqlx::query_as(
+        "SELECT max(file_no) FROM relyt_sys.relyt_loader_file WHERE process_id = $1",
+    )
+    .bind(process_id.to_string())
+    .fetch_one(pool)
+    .await
+    .map_err(db("reading the job's last file number"))?;
+    Ok(last.unwrap_or(0) as u64)
+}

@@ -19,5 +19,6 @@
 mod badrows;
 mod common;
 mod processor;
+mod resume;
 mod roundtrip;
 mod staging;

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
+use uuid::Uuid;
 
 use super::BulkProcessor;
 use crate::config::{ConflictMode, S3Config, Secret};
@@ -57,6 +58,7 @@ pub struct Builder<T> {
     settings: Settings,
     apply_migrations: bool,
     presigned_url_lifetime: Duration,
+    resume: Option<Uuid>,
     _record: PhantomData<fn(&T)>,
 }
 
@@ -92,6 +94,7 @@ impl<T: RelytRecord + Send + Sync + 'static> Builder<T> {
             },
             apply_migrations: true,
             presigned_url_lifetime: Duration::from_secs(15 * 60),
+            resume: None,
             _record: PhantomData,
         }
     }
@@ -207,6 +210,17 @@ impl<T: RelytRecord + Send + Sync + 'static> Builder<T> {
     /// default 15 minutes).
     pub fn presigned_url_lifetime(mut self, lifetime: Duration) -> Self {
         self.presigned_url_lifetime = lifetime;
+        self
+    }
+
+    /// Resume the job `process_id` left by a process that stopped (a crash, a kill, a failed
+    /// job): before `build` returns, its files that are complete on S3 but not imported (FROZEN,
+    /// IMPORTING, ERROR) are imported, in file order and each exactly once, even if another
+    /// processor resumes the same job at the same time. Files that were still being written
+    /// (CREATED) are lost with the crash and reported in [`BulkProcessor::resumed`]. The
+    /// processor then goes on with the same process id.
+    pub fn resume(mut self, process_id: Uuid) -> Self {
+        self.resume = Some(process_id);
         self
     }
 
@@ -338,6 +352,7 @@ impl<T: RelytRecord + Send + Sync + 'static> Builder<T> {
             settings: self.settings,
             apply_migrations: self.apply_migrations,
             url_lifetime: self.presigned_url_lifetime,
+            resume: self.resume,
         })
         .await
     }

@@ -206,6 +206,16 @@ impl<T: RelytRecord + Send + Sync + 'static> BulkProcessor<T> {
         self.inner.stats()
     }
 
+    /// What resuming the job did, for a processor built with
+    /// [`Builder::resume`](crate::processor::Builder::resume).
+    pub fn resumed(&self) -> Option<ResumeReport> {
+        self.inner
+            .resumed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
     pub(crate) async fn start(start: Start) -> Result<Self> {
         let inner = Inner::start::<T>(start).await?;
         Ok(Self {
@@ -229,6 +239,22 @@ pub(crate) struct Start {
     pub(crate) settings: Settings,
     pub(crate) apply_migrations: bool,
     pub(crate) url_lifetime: Duration,
+    pub(crate) resume: Option<Uuid>,
+}
+
+/// What resuming a job found and did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ResumeReport {
+    /// Files complete on S3 but not imported when the job stopped, now imported.
+    pub files_recovered: u64,
+    /// Rows of those files now in the table.
+    pub rows_recovered: u64,
+    /// Rows of those files rejected as bad records.
+    pub rows_rejected: u64,
+    /// Files that were still being written when the job stopped: their rows never reached S3
+    /// and are lost (a durable local spool, planned, will close this gap).
+    pub files_lost: u64,
 }
 
 /// Warns and stops the background work when the last handle goes without `shutdown`.
@@ -299,7 +325,8 @@ struct FrozenFile {
     no: u64,
     object: StagedObject,
     rows: u64,
-    _permit: OwnedSemaphorePermit,
+    /// Holds a place among the files in flight (none for files recovered by a resume).
+    _permit: Option<OwnedSemaphorePermit>,
 }
 
 /// The insert side: one open file per lane, and the buffer a row is encoded into first.
@@ -354,6 +381,7 @@ pub(crate) struct Inner {
     cancel: CancellationToken,
     tracker: TaskTracker,
     shutdown: tokio::sync::Mutex<Option<Result<Stats, Arc<Error>>>>,
+    resumed: Mutex<Option<ResumeReport>>,
 }
 
 impl Inner {
@@ -368,13 +396,24 @@ impl Inner {
             settings,
             apply_migrations,
             url_lifetime,
+            resume,
         } = start;
         if apply_migrations {
             checkpoint::migrate(&pool).await?;
         }
         let stager = Stager::new(&s3).await?.with_retry(settings.retry);
-        let process_id = Uuid::new_v4();
-        checkpoint::create_job(&pool, process_id, &table.to_string()).await?;
+        let (process_id, left, first_file) = match resume {
+            Some(id) => {
+                let left = checkpoint::take_over_job(&pool, id, &table.to_string()).await?;
+                let last = checkpoint::last_file_no(&pool, id).await?;
+                (id, left, last + 1)
+            }
+            None => {
+                let id = Uuid::new_v4();
+                checkpoint::create_job(&pool, id, &table.to_string()).await?;
+                (id, Vec::new(), 1)
+            }
+        };
 
         let columns: Vec<&'static str> = T::COLUMNS.iter().map(|c| c.name()).collect();
         let key_index: Vec<usize> = keys
@@ -421,7 +460,7 @@ impl Inner {
             }),
             file_permits: Arc::new(Semaphore::new(settings.max_pending_files + lanes)),
             queues,
-            next_file: AtomicU64::new(1),
+            next_file: AtomicU64::new(first_file),
             pending: Mutex::new(Pending::default()),
             progress,
             counters: Counters::default(),
@@ -430,8 +469,14 @@ impl Inner {
             cancel: CancellationToken::new(),
             tracker: TaskTracker::new(),
             shutdown: tokio::sync::Mutex::new(None),
+            resumed: Mutex::new(None),
             settings,
         });
+        if resume.is_some() {
+            let report = worker::recover(&inner, left).await?;
+            tracing::info!(process_id = %inner.process_id, ?report, "job resumed");
+            *inner.resumed.lock().unwrap_or_else(PoisonError::into_inner) = Some(report);
+        }
         for i in 0..inner.settings.concurrency {
             let rx = receivers[i % receivers.len()].clone();
             inner.tracker.spawn(worker::run_importer(inner.clone(), rx));

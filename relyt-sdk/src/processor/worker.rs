@@ -47,7 +47,7 @@ pub(super) async fn run_file(
                 no,
                 object,
                 rows,
-                _permit: permit,
+                _permit: Some(permit),
             };
             if queue.send(file).is_err() {
                 // The importers are gone (shut down or dropped): the file stays FROZEN.
@@ -276,4 +276,60 @@ async fn import(inner: &Inner, file: &FrozenFile) -> Result<u64> {
     }
     tracing::debug!(rows = outcome.rows, rejected, "file imported");
     Ok(outcome.rows)
+}
+
+/// Imports the files a stopped run of the job left complete on S3, one at a time in file order
+/// (so that for keyed tables the row written last still wins), each exactly once.
+pub(super) async fn recover(
+    inner: &Inner,
+    left: Vec<checkpoint::LeftFile>,
+) -> Result<super::ResumeReport> {
+    let mut report = super::ResumeReport::default();
+    for file in left {
+        if file.state == FileState::Created {
+            report.files_lost += 1;
+            let message = "lost: the process stopped before the file was complete on S3";
+            checkpoint::file_failed(&inner.pool, inner.process_id, file.file_no, message).await?;
+            continue;
+        }
+        let frozen = FrozenFile {
+            no: file.file_no,
+            object: StagedObject {
+                key: file.key,
+                size: file.bytes,
+            },
+            rows: file.rows,
+            _permit: None,
+        };
+        let span = tracing::debug_span!("recover_file", process_id = %inner.process_id, file_no = frozen.no);
+        let what = format!("recovering file {}", frozen.no);
+        let before = inner.counters.rejected.load(Ordering::Acquire);
+        let rows = inner
+            .settings
+            .retry
+            .run(&what, |_| import(inner, &frozen))
+            .instrument(span)
+            .await?;
+        let rejected = inner.counters.rejected.load(Ordering::Acquire) - before;
+        // Rows of recovered files count as accepted by this processor too, so that
+        // accepted = imported + rejected + pending still holds.
+        inner
+            .counters
+            .accepted
+            .fetch_add(rows + rejected, Ordering::AcqRel);
+        inner.counters.imported.fetch_add(rows, Ordering::AcqRel);
+        inner
+            .counters
+            .files_imported
+            .fetch_add(1, Ordering::Relaxed);
+        report.files_recovered += 1;
+        report.rows_recovered += rows;
+        report.rows_rejected += rejected;
+        if !inner.settings.keep_staged_files
+            && let Err(e) = inner.stager.delete(&frozen.object.key).await
+        {
+            tracing::warn!(error = %e, "could not delete a recovered staged object");
+        }
+    }
+    Ok(report)
 }

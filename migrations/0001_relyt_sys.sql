@@ -87,3 +87,25 @@ SELECT
     j.rows_rejected,
     j.end_time
 FROM relyt_sys.relyt_loader_job j;
+
+-- COPY ... FROM PROGRAM for the server-pull import method. The program (curl with a presigned URL,
+-- a bearer credential) arrives as a bound parameter, so it never appears in the text of a
+-- statement that a client library logs; COPY takes no parameters of its own, hence EXECUTE.
+-- SECURITY INVOKER (the default): the caller needs pg_execute_server_program or superuser, as for
+-- a plain COPY FROM PROGRAM, so the function grants nothing.
+CREATE OR REPLACE FUNCTION relyt_sys.copy_from_program(target regclass, columns text[], program text)
+RETURNS bigint
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    loaded bigint;
+BEGIN
+    EXECUTE format('COPY %s (%s) FROM PROGRAM %L (FORMAT csv)',
+                   target,
+                   (SELECT string_agg(quote_ident(c), ', ' ORDER BY n)
+                      FROM unnest(columns) WITH ORDINALITY AS u(c, n)),
+                   program);
+    GET DIAGNOSTICS loaded = ROW_COUNT;
+    RETURN loaded;
+END
+$$;

@@ -3,6 +3,7 @@
 # S3-compatible server (s3s-fs), both listening on 127.0.0.1 only.
 #
 # Usage: scripts/services.sh start|stop [--purge]|status|env|psql [psql args...]
+#                            |pg-kill|pg-start|s3-stop|s3-start   (fault injection for tests)
 #
 #   start          install what is missing, then start both services (idempotent)
 #   stop           stop what this script started; data is kept
@@ -504,6 +505,15 @@ main() {
     status) cmd_status "$@" ;;
     env) env_lines ;;
     psql) cmd_psql "$@" ;;
+    # Fault injection for tests: stop PostgreSQL at once (no shutdown checkpoint, connections
+    # cut) or s3s-fs, and start either again.
+    pg-kill)
+        as_pg "$PG_BIN/pg_ctl" -D "$PG_DATA" -m immediate -w stop >/dev/null ||
+            die "pg_ctl stop -m immediate failed"
+        ;;
+    pg-start) pg_start ;;
+    s3-stop) s3_stop ;;
+    s3-start) s3_start ;;
     -h | --help | help)
         usage
         ;;

@@ -365,22 +365,12 @@ pub(crate) async fn import_rows(
     Ok(outcome)
 }
 
-/// The statement that makes the server pull `url` with curl into `table (columns)`.
-///
-/// curl runs with `-f` (an HTTP error is a failure, not CSV), `-sS` (quiet, but errors shown) and a
-/// bounded connect time; the URL is shell-quoted inside the program and the program is
-/// SQL-quoted, since `COPY` takes no bind parameters.
-pub(crate) fn copy_from_program_sql(table: &TableName, columns: &[&str], url: &str) -> String {
-    let program = format!("curl -sfS --connect-timeout 30 {}", quote_shell(url));
-    format!(
-        "COPY {table} ({}) FROM PROGRAM {} (FORMAT csv)",
-        column_list(columns.iter().copied()),
-        quote_literal(&program)
-    )
-}
-
 /// Imports a staged object by letting the server fetch it ([`super::ImportMethod::ServerPull`]).
 /// Returns the number of rows loaded.
+///
+/// The statement is `relyt_sys.copy_from_program(...)` with the program (curl and the presigned
+/// URL) as a bound parameter, so the URL is not in any statement text a client logs (sqlx logs
+/// statements); the function is created by `migrations/`.
 pub async fn server_pull(
     conn: &mut PgConnection,
     stager: &Stager,
@@ -390,13 +380,23 @@ pub async fn server_pull(
     url_lifetime: Duration,
 ) -> Result<u64> {
     let url = stager.presign_get(&object.key, url_lifetime).await?;
-    let sql = copy_from_program_sql(table, columns, url.expose());
-    tracing::debug!(table = %table, key = %object.key, "COPY FROM PROGRAM (server pull)");
-    let done = conn
-        .execute(statement(sql))
-        .await
-        .map_err(|e| Error::database(format!("importing {} into {table}", object.key), e))?;
-    Ok(done.rows_affected())
+    tracing::debug!(table = %table, key = %object.key, url = %url, "COPY FROM PROGRAM (server pull)");
+    let (rows,): (i64,) =
+        sqlx::query_as("SELECT relyt_sys.copy_from_program($1::text::regclass, $2, $3)")
+            .bind(table.to_string())
+            .bind(columns)
+            .bind(curl_program(url.expose()))
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(|e| Error::database(format!("importing {} into {table}", object.key), e))?;
+    Ok(rows as u64)
+}
+
+/// The shell command the server runs to fetch `url`: curl with `-f` (an HTTP error is a
+/// failure, not CSV), `-sS` (quiet, but errors shown) and a bounded connect time; the URL is
+/// shell-quoted.
+pub(crate) fn curl_program(url: &str) -> String {
+    format!("curl -sfS --connect-timeout 30 {}", quote_shell(url))
 }
 
 /// Imports a staged object by streaming it through `COPY FROM STDIN`
@@ -450,13 +450,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn server_pull_statement_quotes_everything() {
-        let table: TableName = "\"My\"\"Schema\".events".parse().expect("valid");
-        let sql = copy_from_program_sql(&table, &["id", "na\"me"], "http://h/b/k?a=1&b='x'");
+    fn curl_program_quotes_the_url() {
         assert_eq!(
-            sql,
-            "COPY \"My\"\"Schema\".\"events\" (\"id\", \"na\"\"me\") FROM PROGRAM \
-             'curl -sfS --connect-timeout 30 ''http://h/b/k?a=1&b=''\\''''x''\\''''''' (FORMAT csv)"
+            curl_program("http://h/b/k?a=1&b='x'"),
+            r"curl -sfS --connect-timeout 30 'http://h/b/k?a=1&b='\''x'\'''"
         );
     }
 }

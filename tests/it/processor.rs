@@ -508,3 +508,38 @@ async fn s3_settings_from_loader_config() {
     assert_eq!(count_sum(&mut db, "t").await, (100, 4950));
     db.drop().await;
 }
+
+/// The Relyt method, pointed at plain PostgreSQL (which has no `CREATE EXTERNAL TABLE`): the job
+/// fails with the database's error, which names the file and holds no S3 secret; the file stays.
+#[tokio::test]
+async fn relyt_method_on_postgres_fails_clearly_without_secrets() {
+    let mut db = TestDb::new("relytpg").await;
+    db.exec("CREATE TABLE t (id bigint primary key, name text, version int)")
+        .await;
+    let secret = std::env::var("RELYT_TEST_S3_SECRET_KEY").expect("secret");
+    let processor = builder::<Row>(&db, "t", "relytpg")
+        .import_method(ImportMethod::RelytExternalTable)
+        .retry_policy(relyt_sdk::RetryPolicy::NEVER)
+        .build()
+        .await
+        .expect("build");
+    processor.insert(&rows(0..10, 1)).await.expect("insert");
+    let err = processor
+        .flush()
+        .await
+        .expect_err("PostgreSQL has no external tables");
+    let text = format!("{err} {err:?}");
+    assert!(
+        text.contains("through an external table") && text.contains("42601"),
+        "{text}"
+    );
+    assert!(!text.contains(&secret), "{text}");
+    let (status,): (String,) =
+        sqlx::query_as("SELECT status FROM relyt_sys.relyt_loader_file WHERE process_id = $1")
+            .bind(processor.process_id().to_string())
+            .fetch_one(&mut db.conn)
+            .await
+            .expect("file");
+    assert_eq!(status, "ERROR");
+    db.drop().await;
+}

@@ -10,6 +10,7 @@
 //! - [`ImportMethod::ClientCopy`]: the SDK streams the object through `COPY ... FROM STDIN`. Works
 //!   on any PostgreSQL, managed services included.
 
+pub(crate) mod external;
 pub(crate) mod narrow;
 pub mod postgres;
 pub mod relyt;
@@ -23,4 +24,10 @@ pub enum ImportMethod {
     /// The SDK streams the object through `COPY FROM STDIN`.
     #[default]
     ClientCopy,
+    /// Relyt: `CREATE EXTERNAL TABLE ... LOCATION('s3://...')`, `INSERT ... SELECT [ON CONFLICT]`,
+    /// `DROP FOREIGN TABLE` (see [`relyt`]). Not tested against a Relyt server: no Relyt server
+    /// runs where this SDK is built; its SQL is covered by snapshot tests only. Data errors are
+    /// not narrowed to rows with this method (the import fails), and when one file holds a key
+    /// more than once, which of those rows wins is up to the server.
+    RelytExternalTable,
 }

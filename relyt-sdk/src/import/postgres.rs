@@ -27,6 +27,8 @@ pub(crate) struct Target {
     pub(crate) conflict: ConflictMode,
     pub(crate) method: ImportMethod,
     pub(crate) url_lifetime: Duration,
+    /// Settings of the Relyt method, when it is the one chosen.
+    pub(crate) relyt: Option<super::external::RelytTarget>,
 }
 
 impl Target {
@@ -55,7 +57,9 @@ async fn copy_into(
             )
             .await
         }
-        ImportMethod::ClientCopy => client_copy(conn, stager, object, table, &target.columns).await,
+        ImportMethod::ClientCopy | ImportMethod::RelytExternalTable => {
+            client_copy(conn, stager, object, table, &target.columns).await
+        }
     }
 }
 
@@ -165,6 +169,9 @@ pub(crate) async fn import_rows(
     direct: &AtomicBool,
     max_rejects: u64,
 ) -> Result<Outcome> {
+    if let (ImportMethod::RelytExternalTable, Some(relyt)) = (target.method, &target.relyt) {
+        return super::external::import(conn, target, relyt, object, file_no).await;
+    }
     let mut file = StagedRecords::new(stager, object);
     if !target.upserts() {
         run(conn, "SAVEPOINT relyt_file".into(), "starting an import").await?;

@@ -11,6 +11,7 @@ use super::BulkProcessor;
 use crate::config::{ConflictMode, S3Config, Secret};
 use crate::error::{Error, Result};
 use crate::import::ImportMethod;
+use crate::import::external::{RelytAuth, RelytTarget};
 use crate::record::RelytRecord;
 use crate::retry::RetryPolicy;
 use crate::sql::TableName;
@@ -59,6 +60,7 @@ pub struct Builder<T> {
     apply_migrations: bool,
     presigned_url_lifetime: Duration,
     resume: Option<Uuid>,
+    relyt_config_file: Option<String>,
     _record: PhantomData<fn(&T)>,
 }
 
@@ -95,6 +97,7 @@ impl<T: RelytRecord + Send + Sync + 'static> Builder<T> {
             apply_migrations: true,
             presigned_url_lifetime: Duration::from_secs(15 * 60),
             resume: None,
+            relyt_config_file: None,
             _record: PhantomData,
         }
     }
@@ -224,6 +227,14 @@ impl<T: RelytRecord + Send + Sync + 'static> Builder<T> {
         self
     }
 
+    /// With [`ImportMethod::RelytExternalTable`]: let Relyt read S3 credentials from this `s3`
+    /// protocol configuration file on its hosts (`config=<path>`) instead of writing the keys
+    /// into each `CREATE EXTERNAL TABLE` statement (where statement logs would keep them).
+    pub fn relyt_s3_config_file(mut self, path: impl Into<String>) -> Self {
+        self.relyt_config_file = Some(path.into());
+        self
+    }
+
     /// Create or update the `relyt_sys` tables at start (default true). Turn it off when a DBA
     /// applies `migrations/` and the loading role may not create objects.
     pub fn apply_migrations(mut self, apply: bool) -> Self {
@@ -338,6 +349,41 @@ impl<T: RelytRecord + Send + Sync + 'static> Builder<T> {
                 }
             }
         }
+        let relyt = if self.method == ImportMethod::RelytExternalTable {
+            let credentials = match (
+                &self.relyt_config_file,
+                &s3.access_key_id,
+                &s3.secret_access_key,
+            ) {
+                (Some(path), _, _) => RelytAuth::ConfigFile(path.clone()),
+                (None, Some(id), Some(secret)) => RelytAuth::Inline {
+                    access_key_id: id.clone(),
+                    secret: secret.clone(),
+                },
+                _ => {
+                    return Err(Error::Config(
+                        "the Relyt method needs S3 keys it can hand to the server: set them with \
+                         S3Config::with_credentials or name a config file with \
+                         .relyt_s3_config_file(path)"
+                            .into(),
+                    ));
+                }
+            };
+            let region = s3.region.clone().unwrap_or_else(|| "us-east-1".to_owned());
+            Some(RelytTarget {
+                column_types: catalog.column_types.clone(),
+                endpoint: s3
+                    .endpoint
+                    .clone()
+                    .unwrap_or_else(|| format!("s3.{region}.amazonaws.com")),
+                bucket: s3.bucket.clone(),
+                region,
+                credentials,
+                tag: String::new(),
+            })
+        } else {
+            None
+        };
         super::BulkProcessor::start(super::Start {
             pool,
             s3,
@@ -353,6 +399,7 @@ impl<T: RelytRecord + Send + Sync + 'static> Builder<T> {
             apply_migrations: self.apply_migrations,
             url_lifetime: self.presigned_url_lifetime,
             resume: self.resume,
+            relyt,
         })
         .await
     }

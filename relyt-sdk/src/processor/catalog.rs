@@ -11,6 +11,8 @@ use crate::sql::TableName;
 #[derive(Debug)]
 pub(crate) struct TableInfo {
     pub(crate) primary_key: Vec<String>,
+    /// `format_type` of each record column, in record order.
+    pub(crate) column_types: Vec<String>,
 }
 
 /// Checks that every column of the record exists in `table` and that its type can load there.
@@ -30,8 +32,9 @@ pub(crate) async fn check_table<T: RelytRecord>(
              check the name: unquoted parts are folded to lower case"
         )));
     };
-    let columns: Vec<(String, String)> = sqlx::query_as(
-        "SELECT a.attname::text, t.typname::text FROM pg_attribute a \
+    let columns: Vec<(String, String, String)> = sqlx::query_as(
+        "SELECT a.attname::text, t.typname::text, format_type(a.atttypid, a.atttypmod) \
+         FROM pg_attribute a \
          JOIN pg_type t ON t.oid = a.atttypid \
          WHERE a.attrelid = $1::bigint::oid AND a.attnum > 0 AND NOT a.attisdropped",
     )
@@ -41,13 +44,15 @@ pub(crate) async fn check_table<T: RelytRecord>(
     .map_err(|e| Error::database(format!("reading the columns of {qualified}"), e))?;
     let mut problems = Vec::new();
     for column in T::COLUMNS {
-        match columns.iter().find(|(name, _)| name == column.name()) {
+        match columns.iter().find(|(name, _, _)| name == column.name()) {
             None => problems.push(format!("column {:?} does not exist", column.name())),
-            Some((_, typname)) if !column.sql_type().loads_into(typname) => problems.push(format!(
-                "column {:?} is {typname}, but the field encodes as {}",
-                column.name(),
-                column.sql_type().display_name()
-            )),
+            Some((_, typname, _)) if !column.sql_type().loads_into(typname) => {
+                problems.push(format!(
+                    "column {:?} is {typname}, but the field encodes as {}",
+                    column.name(),
+                    column.sql_type().display_name()
+                ))
+            }
             Some(_) => {}
         }
     }
@@ -68,8 +73,19 @@ pub(crate) async fn check_table<T: RelytRecord>(
     .fetch_all(pool)
     .await
     .map_err(|e| Error::database(format!("reading the primary key of {qualified}"), e))?;
+    let column_types = T::COLUMNS
+        .iter()
+        .map(|c| {
+            columns
+                .iter()
+                .find(|(name, _, _)| name == c.name())
+                .map(|(_, _, formatted)| formatted.clone())
+                .unwrap_or_default()
+        })
+        .collect();
     Ok(TableInfo {
         primary_key: primary_key.into_iter().map(|(n,)| n).collect(),
+        column_types,
     })
 }
 

@@ -240,6 +240,7 @@ pub(crate) struct Start {
     pub(crate) apply_migrations: bool,
     pub(crate) url_lifetime: Duration,
     pub(crate) resume: Option<Uuid>,
+    pub(crate) relyt: Option<crate::import::external::RelytTarget>,
 }
 
 /// What resuming a job found and did.
@@ -397,6 +398,7 @@ impl Inner {
             apply_migrations,
             url_lifetime,
             resume,
+            mut relyt,
         } = start;
         if apply_migrations {
             checkpoint::migrate(&pool).await?;
@@ -415,6 +417,9 @@ impl Inner {
             }
         };
 
+        if let Some(relyt) = &mut relyt {
+            relyt.tag = process_id.simple().to_string()[..12].to_owned();
+        }
         let columns: Vec<&'static str> = T::COLUMNS.iter().map(|c| c.name()).collect();
         let key_index: Vec<usize> = keys
             .iter()
@@ -450,6 +455,7 @@ impl Inner {
                 conflict,
                 method,
                 url_lifetime,
+                relyt,
             },
             key_index,
             lanes: tokio::sync::Mutex::new(Lanes {

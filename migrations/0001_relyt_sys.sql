@@ -35,12 +35,18 @@ CREATE TABLE IF NOT EXISTS relyt_sys.relyt_loader_file (
     num_bytes      bigint NOT NULL DEFAULT 0,
     rows_imported  bigint NOT NULL DEFAULT 0,
     rows_rejected  bigint NOT NULL DEFAULT 0,
+    -- Which processor instance committed the import: a retry after a lost COMMIT reply tells
+    -- its own earlier commit from another process's (two processes resuming one job).
+    imported_by    text,
     created_at     timestamptz NOT NULL DEFAULT now(),
     frozen_at      timestamptz,
     imported_at    timestamptz,
     error_message  text,
     PRIMARY KEY (process_id, file_no)
 );
+
+-- Columns added after the first version of this file (databases that ran it keep working).
+ALTER TABLE relyt_sys.relyt_loader_file ADD COLUMN IF NOT EXISTS imported_by text;
 
 CREATE INDEX IF NOT EXISTS relyt_loader_file_pending
     ON relyt_sys.relyt_loader_file (process_id, status)

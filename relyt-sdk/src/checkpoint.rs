@@ -118,7 +118,7 @@ pub(crate) async fn file_created(
 ) -> Result<()> {
     sqlx::query(
         "INSERT INTO relyt_sys.relyt_loader_file (process_id, file_no, s3_key, status) \
-         VALUES ($1, $2, $3, 'CREATED')",
+         VALUES ($1, $2, $3, 'CREATED') ON CONFLICT (process_id, file_no) DO NOTHING",
     )
     .bind(process_id.to_string())
     .bind(file_no as i64)
@@ -140,9 +140,11 @@ pub(crate) async fn file_frozen(
     sqlx::query(
         "WITH f AS (UPDATE relyt_sys.relyt_loader_file \
                     SET status = 'FROZEN', num_records = $3, num_bytes = $4, frozen_at = now() \
-                    WHERE process_id = $1 AND file_no = $2) \
+                    WHERE process_id = $1 AND file_no = $2 AND status = 'CREATED' \
+                    RETURNING 1) \
          UPDATE relyt_sys.relyt_loader_job \
-         SET rows_accepted = rows_accepted + $3, last_insert_time = now() WHERE process_id = $1",
+         SET rows_accepted = rows_accepted + $3, last_insert_time = now() \
+         WHERE process_id = $1 AND EXISTS (SELECT FROM f)",
     )
     .bind(process_id.to_string())
     .bind(file_no as i64)
@@ -189,26 +191,35 @@ pub(crate) async fn file_failed(
 }
 
 /// Inside the import's transaction: locks the file's row and returns its state, so that of two
-/// importers racing for one file the second waits and then sees IMPORTED.
+/// importers racing for one file the second waits and then sees IMPORTED. With IMPORTED come the
+/// rows imported and rejected, when processor `instance` committed that import (else zeros).
 pub(crate) async fn lock_file(
     conn: &mut PgConnection,
     process_id: Uuid,
     file_no: u64,
-) -> Result<FileState> {
-    let (status,): (String,) = sqlx::query_as(
-        "SELECT status FROM relyt_sys.relyt_loader_file \
+    instance: Uuid,
+) -> Result<(FileState, u64, u64)> {
+    let (status, imported, rejected): (String, i64, i64) = sqlx::query_as(
+        "SELECT status, \
+                CASE WHEN imported_by = $3 THEN rows_imported ELSE 0 END, \
+                CASE WHEN imported_by = $3 THEN rows_rejected ELSE 0 END \
+         FROM relyt_sys.relyt_loader_file \
          WHERE process_id = $1 AND file_no = $2 FOR UPDATE",
     )
     .bind(process_id.to_string())
     .bind(file_no as i64)
+    .bind(instance.to_string())
     .fetch_one(&mut *conn)
     .await
     .map_err(db("locking the file's checkpoint row"))?;
-    FileState::parse(&status).ok_or_else(|| Error::Database {
-        context: "reading the file's checkpoint row".into(),
-        message: format!("unknown status {status:?}"),
-        code: None,
-    })
+    FileState::parse(&status)
+        .map(|state| (state, imported as u64, rejected as u64))
+        .ok_or_else(|| Error::Database {
+            context: "reading the file's checkpoint row".into(),
+            message: format!("unknown status {status:?}"),
+            code: None,
+            transient: false,
+        })
 }
 
 /// Inside the import's transaction: marks the file IMPORTED and adds its rows to the job.
@@ -218,11 +229,12 @@ pub(crate) async fn mark_imported(
     file_no: u64,
     rows: u64,
     rejected: u64,
+    instance: Uuid,
 ) -> Result<()> {
     sqlx::query(
         "WITH f AS (UPDATE relyt_sys.relyt_loader_file \
                     SET status = 'IMPORTED', rows_imported = $3, rows_rejected = $4, \
-                        imported_at = now(), error_message = NULL \
+                        imported_by = $5, imported_at = now(), error_message = NULL \
                     WHERE process_id = $1 AND file_no = $2) \
          UPDATE relyt_sys.relyt_loader_job SET rows_imported = rows_imported + $3 \
          WHERE process_id = $1",
@@ -231,6 +243,7 @@ pub(crate) async fn mark_imported(
     .bind(file_no as i64)
     .bind(rows as i64)
     .bind(rejected as i64)
+    .bind(instance.to_string())
     .execute(&mut *conn)
     .await
     .map_err(db("marking a file IMPORTED"))?;
@@ -306,38 +319,43 @@ pub(crate) async fn take_over_job(
     pool: &PgPool,
     process_id: Uuid,
     table: &str,
-) -> Result<Vec<LeftFile>> {
-    let job: Option<(String,)> = sqlx::query_as(
+) -> Result<(Vec<LeftFile>, u64)> {
+    let job: Option<(String, i64)> = sqlx::query_as(
         "UPDATE relyt_sys.relyt_loader_job \
          SET status = 'RUNNING', error_message = NULL, end_time = NULL \
-         WHERE process_id = $1 RETURNING pg_table",
+         WHERE process_id = $1 RETURNING pg_table, rows_rejected",
     )
     .bind(process_id.to_string())
     .fetch_optional(pool)
     .await
     .map_err(db("taking over the job to resume"))?;
-    match job {
+    match &job {
         None => {
             return Err(Error::Config(format!(
                 "no job {process_id} in relyt_sys.relyt_loader_job to resume; check the process id"
             )));
         }
-        Some((loaded,)) if loaded != table => {
+        Some((loaded, _)) if loaded.as_str() != table => {
             return Err(Error::Config(format!(
                 "job {process_id} loaded {loaded}, not {table}; resume it with .table({loaded:?})"
             )));
         }
         Some(_) => {}
     }
+    let rejected = job.map_or(0, |(_, r)| r.max(0) as u64);
+    // A file that failed before it was complete on S3 (ERROR, never FROZEN) has no object: it
+    // is lost like a CREATED one.
     let rows: Vec<(i64, String, i64, i64, String)> = sqlx::query_as(
-        "SELECT file_no, s3_key, num_records, num_bytes, status FROM relyt_sys.relyt_loader_file \
+        "SELECT file_no, s3_key, num_records, num_bytes, \
+                CASE WHEN status = 'ERROR' AND frozen_at IS NULL THEN 'CREATED' ELSE status END \
+         FROM relyt_sys.relyt_loader_file \
          WHERE process_id = $1 AND status <> 'IMPORTED' ORDER BY file_no",
     )
     .bind(process_id.to_string())
     .fetch_all(pool)
     .await
     .map_err(db("reading the job's files to resume"))?;
-    Ok(rows
+    let files = rows
         .into_iter()
         .filter_map(|(no, key, rows, bytes, status)| {
             Some(LeftFile {
@@ -348,7 +366,8 @@ pub(crate) async fn take_over_job(
                 state: FileState::parse(&status)?,
             })
         })
-        .collect())
+        .collect();
+    Ok((files, rejected))
 }
 
 /// The highest file number a job has used.

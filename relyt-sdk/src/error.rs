@@ -44,7 +44,8 @@ pub enum Error {
     /// More records were rejected than `max_error_records` allows.
     #[error(
         "{rejected} records rejected while loading {table}, more than max_error_records = \
-         {budget}; first: {}; all of them are in relyt_sys.relyt_loader_reject",
+         {budget}; first: {}; the rejects of imported files are in relyt_sys.relyt_loader_reject, \
+         the file that went over the budget was rolled back whole",
         first.join(" | ")
     )]
     TooManyRejects {
@@ -67,6 +68,9 @@ pub enum Error {
         message: String,
         /// The SQLSTATE, when the server sent one.
         code: Option<String>,
+        /// Without a SQLSTATE: whether the failure was in reaching the server (I/O, a pool
+        /// timeout), which a retry may cure, rather than in reading its answer.
+        transient: bool,
     },
 }
 
@@ -122,10 +126,21 @@ impl Error {
             }
             other => (other.to_string(), None),
         };
+        // Reaching the server failed: I/O, a pool timeout, TLS, or a protocol error (seen while
+        // a restarting server answers the SSL request with garbage).
+        let transient = matches!(
+            err,
+            sqlx::Error::Io(_)
+                | sqlx::Error::PoolTimedOut
+                | sqlx::Error::Tls(_)
+                | sqlx::Error::Protocol(_)
+                | sqlx::Error::WorkerCrashed
+        );
         Self::Database {
             context: context.into(),
             message: redact_urls(&message),
             code,
+            transient,
         }
     }
 }

@@ -32,16 +32,16 @@ impl Error {
                 message,
                 ..
             } => classify_sqlstate(code, message),
-            // No SQLSTATE: the connection or the pool failed before the server answered.
+            // No SQLSTATE: transient when the server could not be reached.
             Error::Database {
                 code: None,
-                message,
+                transient,
                 ..
             } => {
-                if message.starts_with("unknown status") {
-                    FaultKind::Permanent
-                } else {
+                if *transient {
                     FaultKind::Transient
+                } else {
+                    FaultKind::Permanent
                 }
             }
             Error::S3 { transient, .. } => {
@@ -181,6 +181,7 @@ mod tests {
             context: "test".into(),
             message: message.into(),
             code: Some(code.into()),
+            transient: false,
         }
     }
 

@@ -260,3 +260,66 @@ async fn past_the_budget_the_job_fails_without_half_files() {
     assert_eq!(status, "FAILED");
     db.drop().await;
 }
+
+/// A foreign key is checked at the end of a COPY, so its error names no line: the file is
+/// bisected and exactly the rows without a parent are rejected.
+#[tokio::test]
+async fn errors_without_a_line_are_bisected() {
+    #[derive(RelytRecord)]
+    struct Child {
+        id: i64,
+        parent: i64,
+    }
+    let mut db = TestDb::new("fk").await;
+    db.exec("CREATE TABLE parent (id bigint PRIMARY KEY)").await;
+    db.exec("INSERT INTO parent SELECT g FROM generate_series(0, 99) g")
+        .await;
+    db.exec("CREATE TABLE child (id bigint, parent bigint REFERENCES parent)")
+        .await;
+    let processor = BulkProcessor::<Child>::builder()
+        .database_url(crate::common::database_url())
+        .table(format!("\"{}\".child", db.schema))
+        .s3(s3_config("fk"))
+        .max_error_records(10)
+        .build()
+        .await
+        .expect("build");
+    // Rows 777, 12345 and 29999 point at parents that do not exist.
+    let orphans = [777i64, 12_345, 29_999];
+    let rows: Vec<Child> = (0..30_000)
+        .map(|id| Child {
+            id,
+            parent: if orphans.contains(&id) {
+                1000 + id
+            } else {
+                id % 100
+            },
+        })
+        .collect();
+    processor.insert(&rows).await.expect("insert");
+    let stats = processor.shutdown().await.expect("shutdown");
+    assert_eq!(
+        (stats.rows_imported, stats.rows_rejected),
+        (29_997, 3),
+        "{stats:?}"
+    );
+    let rejected: Vec<(i64, String)> = sqlx::query_as(
+        "SELECT line_no, sqlstate FROM relyt_sys.relyt_loader_reject WHERE process_id = $1 \
+         ORDER BY line_no",
+    )
+    .bind(processor.process_id().to_string())
+    .fetch_all(&mut db.conn)
+    .await
+    .expect("rejects");
+    let want: Vec<(i64, String)> = orphans
+        .iter()
+        .map(|id| (id + 1, "23503".to_owned()))
+        .collect();
+    assert_eq!(rejected, want);
+    let (n,): (i64,) = sqlx::query_as("SELECT count(*) FROM child")
+        .fetch_one(&mut db.conn)
+        .await
+        .expect("count");
+    assert_eq!(n, 29_997);
+    db.drop().await;
+}

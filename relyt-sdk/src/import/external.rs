@@ -98,10 +98,12 @@ pub(crate) async fn import(
             context,
             message,
             code,
+            transient,
         } => Error::Database {
             context,
             message: sql.redact(&message),
             code,
+            transient,
         },
         other => other,
     };

@@ -6,7 +6,8 @@
 //! - [`copy_isolating`]: `COPY` from a position; when PostgreSQL names the failing line (its
 //!   CONTEXT says `COPY t, line N`, for type errors and for constraints checked while copying),
 //!   the records before it are copied again (they passed), the record is rejected, and copying
-//!   resumes after it. Each good record is sent at most twice.
+//!   resumes after it; errors without a line are bisected. Copies go in windows, so a bad record
+//!   costs at most two copies of a window.
 //! - [`merge_isolating`]: for errors without a line (constraints checked by the merge
 //!   `INSERT ... SELECT` of an upsert), bisection over ordinal ranges of the staging table.
 
@@ -160,9 +161,54 @@ pub(crate) struct Isolated {
     pub(crate) rejects: Vec<Reject>,
 }
 
-/// Copies every record into `table`, rejecting those PostgreSQL names as failing. Stops with
-/// [`Error::TooManyRejects`] once more than `max_rejects` were found. `after_rollback` runs after
-/// each rolled-back attempt (the staging table resets its ordinal sequence there).
+/// Records copied per attempt while narrowing: a bad record costs at most two copies of this
+/// many records, not of the whole file.
+const WINDOW: usize = 10_000;
+
+/// Where an isolating load puts its records, and how it undoes a failed attempt.
+struct Sink<'a> {
+    table: &'a TableName,
+    columns: &'a [&'a str],
+    records: &'a Records,
+    /// `setval` of the staging table's ordinal sequence, run after each rolled-back attempt so
+    /// that ordinals stay dense (the next row gets `loaded + 1`).
+    after_rollback: Option<&'a str>,
+}
+
+impl Sink<'_> {
+    /// Copies records `from..to` under a savepoint; on failure rolls back (and resets the
+    /// ordinal) and returns the error.
+    async fn attempt(
+        &self,
+        conn: &mut PgConnection,
+        from: usize,
+        to: usize,
+        out: &mut Isolated,
+    ) -> Result<()> {
+        exec(conn, "SAVEPOINT relyt_narrow").await?;
+        match copy_range(conn, self.table, self.columns, self.records, from, to).await {
+            Ok(_) => {
+                exec(conn, "RELEASE SAVEPOINT relyt_narrow").await?;
+                out.loaded.extend(from..to);
+                Ok(())
+            }
+            Err(e) => {
+                exec(conn, "ROLLBACK TO SAVEPOINT relyt_narrow").await?;
+                if let Some(sql) = self.after_rollback {
+                    reset(conn, sql, out.loaded.len()).await?;
+                }
+                Err(e)
+            }
+        }
+    }
+}
+
+/// Copies every record into `table`, rejecting the ones that fail with a data error. Works in
+/// windows of [`WINDOW`] records: when PostgreSQL names the failing line, the records before it
+/// are copied again and loading resumes after it; when it names none (a foreign key or another
+/// check at the end of a `COPY`), the window is bisected. Stops with [`Error::TooManyRejects`]
+/// once more than `max_rejects` were found. `after_rollback` resets the staging table's ordinal
+/// sequence (see [`Sink`]).
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn copy_isolating(
     conn: &mut PgConnection,
@@ -173,46 +219,89 @@ pub(crate) async fn copy_isolating(
     max_rejects: u64,
     after_rollback: Option<&str>,
 ) -> Result<Isolated> {
+    let sink = Sink {
+        table,
+        columns,
+        records,
+        after_rollback,
+    };
     let mut out = Isolated::default();
     let mut pos = 0;
     while pos < records.len() {
-        exec(conn, "SAVEPOINT relyt_narrow").await?;
-        let err = match copy_range(conn, table, columns, records, pos, records.len()).await {
-            Ok(_) => {
-                exec(conn, "RELEASE SAVEPOINT relyt_narrow").await?;
-                out.loaded.extend(pos..records.len());
-                break;
+        let end = (pos + WINDOW).min(records.len());
+        let err = match sink.attempt(conn, pos, end, &mut out).await {
+            Ok(()) => {
+                pos = end;
+                continue;
             }
-            Err(e) => e,
+            Err(e) if e.fault_kind() == FaultKind::Data => e,
+            Err(e) => return Err(e),
         };
-        exec(conn, "ROLLBACK TO SAVEPOINT relyt_narrow").await?;
-        if let Some(sql) = after_rollback {
-            reset(conn, sql, out.loaded.len()).await?;
+        let named = err
+            .copy_line()
+            .and_then(|line| records.record_at_line(pos, line))
+            .filter(|&bad| bad < end);
+        match named {
+            Some(bad) => {
+                if bad > pos {
+                    // The records before the failing one passed this attempt; load them (by
+                    // bisection, should one of them fail after all).
+                    bisect(conn, &sink, pos, bad, file_no, max_rejects, &mut out).await?;
+                }
+                tracing::debug!(file_no, line = records.line(bad), "record rejected");
+                out.rejects.push(reject(records, file_no, bad, &err));
+                if out.rejects.len() as u64 > max_rejects {
+                    return Err(too_many(table, &out.rejects, max_rejects));
+                }
+                pos = bad + 1;
+            }
+            None => {
+                bisect(conn, &sink, pos, end, file_no, max_rejects, &mut out).await?;
+                pos = end;
+            }
         }
-        let bad = match (err.fault_kind(), err.copy_line()) {
-            (FaultKind::Data, Some(line)) => records.record_at_line(pos, line),
-            _ => None,
-        };
-        let Some(bad) = bad else { return Err(err) };
-        if bad > pos {
-            // The records before the failing one passed: load them for good.
-            exec(conn, "SAVEPOINT relyt_narrow").await?;
-            copy_range(conn, table, columns, records, pos, bad).await?;
-            exec(conn, "RELEASE SAVEPOINT relyt_narrow").await?;
-            out.loaded.extend(pos..bad);
-        }
-        tracing::debug!(file_no, line = records.line(bad), "record rejected");
-        out.rejects.push(reject(records, file_no, bad, &err));
-        if out.rejects.len() as u64 > max_rejects {
-            return Err(too_many(table, &out.rejects, max_rejects));
-        }
-        pos = bad + 1;
     }
     Ok(out)
 }
 
+/// Loads records `from..to` by bisection: a range that fails with a data error is split until
+/// the failing records stand alone and are rejected. Ranges are loaded in ascending order.
+async fn bisect(
+    conn: &mut PgConnection,
+    sink: &Sink<'_>,
+    from: usize,
+    to: usize,
+    file_no: u64,
+    max_rejects: u64,
+    out: &mut Isolated,
+) -> Result<()> {
+    let mut stack = vec![(from, to)];
+    while let Some((lo, hi)) = stack.pop() {
+        if lo >= hi {
+            continue;
+        }
+        match sink.attempt(conn, lo, hi, out).await {
+            Ok(()) => {}
+            Err(e) if e.fault_kind() == FaultKind::Data => {
+                if hi - lo == 1 {
+                    out.rejects.push(reject(sink.records, file_no, lo, &e));
+                    if out.rejects.len() as u64 > max_rejects {
+                        return Err(too_many(sink.table, &out.rejects, max_rejects));
+                    }
+                } else {
+                    let mid = lo + (hi - lo) / 2;
+                    stack.push((mid, hi));
+                    stack.push((lo, mid));
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
 /// Resets the staging table's ordinal sequence so that the next row gets `loaded + 1`.
-async fn reset(conn: &mut PgConnection, setval_sql: &str, loaded: usize) -> Result<()> {
+pub(crate) async fn reset(conn: &mut PgConnection, setval_sql: &str, loaded: usize) -> Result<()> {
     sqlx::query(crate::sql::statement(setval_sql.to_owned()))
         .bind(loaded as i64 + 1)
         .execute(&mut *conn)

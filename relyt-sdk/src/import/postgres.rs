@@ -298,6 +298,8 @@ pub(crate) async fn import_rows(
                 quote_literal(&format!("pg_temp.{stage}")),
                 quote_literal(ORD_COLUMN)
             );
+            // The failed COPY used up ordinals: start them at 1 again.
+            super::narrow::reset(conn, &setval, 0).await?;
             let records = file.get().await?;
             let done = copy_isolating(
                 conn,
@@ -334,6 +336,14 @@ pub(crate) async fn import_rows(
     )
     .await?;
     tracing::info!(file_no, error = %err, "data error in the merge: bisecting");
+    // Bisection filters by ordinal many times: give it an index and statistics.
+    run(
+        conn,
+        format!("CREATE INDEX ON {stage} ({})", quote_ident(ORD_COLUMN)),
+        &context,
+    )
+    .await?;
+    run(conn, format!("ANALYZE {stage}"), &context).await?;
     let budget = max_rejects.saturating_sub(outcome.rejects.len() as u64);
     let mut bad = Vec::new();
     let staged_rows = i64::try_from(outcome.rows).unwrap_or(i64::MAX);

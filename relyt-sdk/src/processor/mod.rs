@@ -157,6 +157,9 @@ impl<T: RelytRecord + Send + Sync + 'static> BulkProcessor<T> {
         let mut rejects = Vec::new();
         {
             let mut guard = inner.lanes.lock().await;
+            // Again under the lock: shutdown sets `closed` holding it, so no row gets in after
+            // shutdown's flush has frozen the files.
+            inner.check_usable()?;
             let lanes = &mut *guard;
             let n = lanes.files.len();
             for row in rows {
@@ -180,9 +183,11 @@ impl<T: RelytRecord + Send + Sync + 'static> BulkProcessor<T> {
                 };
                 inner.append(lanes, lane).await?;
             }
-        }
-        if !rejects.is_empty() {
-            inner.reject_unencodable(rejects).await?;
+            if !rejects.is_empty() {
+                // Still under the lock: a flush that starts after this insert sees the rejects
+                // counted.
+                inner.reject_unencodable(rejects).await?;
+            }
         }
         Ok(())
     }
@@ -365,6 +370,8 @@ pub(crate) struct Inner {
     pool: sqlx::PgPool,
     stager: Stager,
     process_id: Uuid,
+    /// This processor instance (several may resume one process id).
+    instance: Uuid,
     target: Target,
     settings: Settings,
     /// Column positions of the key, for lane hashing.
@@ -404,16 +411,17 @@ impl Inner {
             checkpoint::migrate(&pool).await?;
         }
         let stager = Stager::new(&s3).await?.with_retry(settings.retry);
-        let (process_id, left, first_file) = match resume {
+        let (process_id, (left, rejected_before), first_file) = match resume {
             Some(id) => {
-                let left = checkpoint::take_over_job(&pool, id, &table.to_string()).await?;
+                let (left, rejected) =
+                    checkpoint::take_over_job(&pool, id, &table.to_string()).await?;
                 let last = checkpoint::last_file_no(&pool, id).await?;
-                (id, left, last + 1)
+                (id, (left, rejected), last + 1)
             }
             None => {
                 let id = Uuid::new_v4();
                 checkpoint::create_job(&pool, id, &table.to_string()).await?;
-                (id, Vec::new(), 1)
+                (id, (Vec::new(), 0), 1)
             }
         };
 
@@ -448,6 +456,7 @@ impl Inner {
             pool,
             stager,
             process_id,
+            instance: Uuid::new_v4(),
             target: Target {
                 table,
                 columns,
@@ -469,7 +478,13 @@ impl Inner {
             next_file: AtomicU64::new(first_file),
             pending: Mutex::new(Pending::default()),
             progress,
-            counters: Counters::default(),
+            // A resumed job keeps the rejects it already has against its budget (and in
+            // accepted, so that accepted = imported + rejected + pending holds).
+            counters: Counters {
+                rejected: AtomicU64::new(rejected_before),
+                accepted: AtomicU64::new(rejected_before),
+                ..Counters::default()
+            },
             closed: AtomicBool::new(false),
             direct: AtomicBool::new(true),
             cancel: CancellationToken::new(),
@@ -531,8 +546,8 @@ impl Inner {
     fn register(&self, no: u64) {
         let mut pending = self.pending();
         pending.files.insert(no, Instant::now());
+        // Published while the lock is held, so that concurrent changes publish in order.
         let lowest = pending.files.keys().next().copied().unwrap_or(u64::MAX);
-        drop(pending);
         self.progress.send_modify(|p| p.lowest_pending = lowest);
     }
 
@@ -540,8 +555,8 @@ impl Inner {
     fn settle(&self, no: u64) {
         let mut pending = self.pending();
         pending.files.remove(&no);
+        // Published while the lock is held, so that concurrent changes publish in order.
         let lowest = pending.files.keys().next().copied().unwrap_or(u64::MAX);
-        drop(pending);
         self.progress.send_modify(|p| p.lowest_pending = lowest);
     }
 
@@ -563,6 +578,7 @@ impl Inner {
         file.bytes += line.len() as u64;
         if file.enc.len() >= self.settings.part_size {
             let part = file.enc.take();
+            file.enc.reserve(self.settings.part_size + 64 * 1024);
             if file.parts.send(FileMsg::Part(part)).await.is_err() {
                 return Err(self.upload_gone());
             }
@@ -674,12 +690,27 @@ impl Inner {
             first = %errors[0],
             "records rejected: they could not be encoded"
         );
-        let mut conn = self
-            .pool
-            .acquire()
-            .await
-            .map_err(|e| Error::database("storing rejected records", e))?;
-        checkpoint::record_rejects(&mut conn, self.process_id, &rejects).await?;
+        let stored = self
+            .settings
+            .retry
+            .run("storing rejected records", |_| async {
+                let mut conn = self
+                    .pool
+                    .acquire()
+                    .await
+                    .map_err(|e| Error::database("storing rejected records", e))?;
+                checkpoint::record_rejects(&mut conn, self.process_id, &rejects).await
+            })
+            .await;
+        if let Err(e) = stored {
+            // The rows were accepted and can be neither imported nor shown as rejected.
+            let shown = e.to_string();
+            self.fail(e);
+            return Err(Error::Config(format!(
+                "could not store {} rejected records: {shown}",
+                rejects.len()
+            )));
+        }
         self.count_rejects(rejects.iter().map(|r| r.message.clone()))
     }
 
@@ -743,6 +774,18 @@ impl Inner {
         }
     }
 
+    /// The error for a file whose `n` rejects would go over the budget (nothing is reserved).
+    fn over_budget(&self, n: u64, first: &[String]) -> Error {
+        let mut all = self.pending().first_rejects.clone();
+        all.extend(first.iter().take(5usize.saturating_sub(all.len())).cloned());
+        Error::TooManyRejects {
+            table: self.target.table.to_string(),
+            rejected: self.counters.rejected.load(Ordering::Acquire) + n,
+            budget: self.settings.max_error_records,
+            first: all,
+        }
+    }
+
     /// Returns rejects to the budget (their import did not commit).
     fn release_rejects(&self, n: u64) {
         self.counters.rejected.fetch_sub(n, Ordering::AcqRel);
@@ -781,7 +824,10 @@ impl Inner {
         if let Some(result) = done.as_ref() {
             return result.clone().map_err(Error::Failed);
         }
-        self.closed.store(true, Ordering::Release);
+        {
+            let _lanes = self.lanes.lock().await;
+            self.closed.store(true, Ordering::Release);
+        }
         let result = self.flush().await;
         self.cancel.cancel();
         self.tracker.close();
@@ -807,9 +853,11 @@ impl Inner {
 
     fn stats(&self) -> Stats {
         let c = &self.counters;
-        let accepted = c.accepted.load(Ordering::Acquire);
+        // Settled counts first: a row is counted accepted before it can be imported or
+        // rejected, so reading `accepted` last keeps imported + rejected <= accepted.
         let imported = c.imported.load(Ordering::Acquire);
         let rejected = c.rejected.load(Ordering::Acquire);
+        let accepted = c.accepted.load(Ordering::Acquire);
         let oldest = self.pending().files.values().next().map(|t| t.elapsed());
         Stats {
             process_id: self.process_id,

@@ -97,15 +97,26 @@ async fn upload(
                     .counters
                     .bytes_staged
                     .fetch_add(part.len() as u64, Ordering::Relaxed);
-                match (&mut multipart, first.take()) {
-                    (Some(upload), _) => upload.put_part(part).await?,
-                    (None, None) => first = Some(part),
-                    (None, Some(held)) => {
-                        let mut upload = inner.stager.start_upload(key).await?;
-                        upload.put_part(held).await?;
-                        upload.put_part(part).await?;
-                        multipart = Some(upload);
+                let sent = match (&mut multipart, first.take()) {
+                    (Some(upload), _) => upload.put_part(part).await,
+                    (None, None) => {
+                        first = Some(part);
+                        Ok(())
                     }
+                    (None, Some(held)) => {
+                        let upload = multipart.insert(inner.stager.start_upload(key).await?);
+                        match upload.put_part(held).await {
+                            Ok(()) => upload.put_part(part).await,
+                            Err(e) => Err(e),
+                        }
+                    }
+                };
+                if let Err(e) = sent {
+                    // Free the parts already sent; the error is what matters.
+                    if let Some(upload) = multipart.take() {
+                        let _ = upload.abort().await;
+                    }
+                    return Err(e);
                 }
             }
             Some(FileMsg::Finish { rows, bytes }) => break (rows, bytes),
@@ -113,7 +124,15 @@ async fn upload(
                 if let Some(upload) = multipart {
                     let _ = upload.abort().await;
                 }
-                return Ok(None);
+                if inner.cancel.is_cancelled() {
+                    return Ok(None);
+                }
+                return Err(Error::Config(format!(
+                    "file {no} was abandoned before it was complete: an insert() or flush() \
+                     future was dropped (cancelled, e.g. by a timeout) while it handed the file \
+                     a part; rows of that file are lost. Do not cancel insert(): bound waits \
+                     with max_pending_files instead"
+                )));
             }
         }
     };
@@ -202,9 +221,18 @@ async fn import(inner: &Inner, file: &FrozenFile) -> Result<u64> {
     let db = |what: &'static str| move |e| Error::database(what, e);
     checkpoint::file_importing(&inner.pool, inner.process_id, file.no).await?;
     let mut tx = inner.pool.begin().await.map_err(db("starting an import"))?;
-    if checkpoint::lock_file(&mut tx, inner.process_id, file.no).await? == FileState::Imported {
+    let (state, stored_rows, stored_rejects) =
+        checkpoint::lock_file(&mut tx, inner.process_id, file.no, inner.instance).await?;
+    if state == FileState::Imported {
+        // Imported earlier: by this import, whose commit reply was lost (the counts are ours:
+        // its rejects were given back to the budget and are counted again here), or by another
+        // processor resuming the same job (zeros). Either way it is not imported again.
         tracing::debug!("file already imported");
-        return Ok(0);
+        inner
+            .counters
+            .rejected
+            .fetch_add(stored_rejects, Ordering::AcqRel);
+        return Ok(stored_rows);
     }
     let outcome = match import_rows(
         &mut tx,
@@ -221,11 +249,9 @@ async fn import(inner: &Inner, file: &FrozenFile) -> Result<u64> {
         Err(Error::TooManyRejects {
             first, rejected, ..
         }) => {
-            // More than the budget left: the file is not imported and the job fails with the
-            // job-wide count. Nothing is reserved (the reservation fails by construction).
-            let over = rejected.max(inner.reject_budget_left() + 1);
-            inner.reserve_rejects(over, &first)?;
-            return Err(Error::Closed);
+            // More than the budget left: the file is rolled back whole and the job fails with
+            // the job-wide count.
+            return Err(inner.over_budget(rejected, &first));
         }
         Err(e) => return Err(e),
     };
@@ -265,8 +291,15 @@ async fn import(inner: &Inner, file: &FrozenFile) -> Result<u64> {
         );
     }
     let committed = async {
-        checkpoint::mark_imported(&mut tx, inner.process_id, file.no, outcome.rows, rejected)
-            .await?;
+        checkpoint::mark_imported(
+            &mut tx,
+            inner.process_id,
+            file.no,
+            outcome.rows,
+            rejected,
+            inner.instance,
+        )
+        .await?;
         tx.commit().await.map_err(db("committing an import"))
     }
     .await;

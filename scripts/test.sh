@@ -23,6 +23,9 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 step "cargo test"
 # --all-targets includes the criterion benchmarks, which under `cargo test` run each routine once,
 # untimed (a smoke run that asserts no time); the doc tests need their own invocation.
+# The crash test starts the crash_and_resume example as a child process, so build it first
+# (cargo test builds examples under hashed names only).
+cargo build --workspace --examples --locked
 cargo test --workspace --all-targets --locked "$@"
 cargo test --workspace --doc --locked
 

@@ -34,6 +34,10 @@ pub enum Error {
         /// Whether retrying may help (network errors, timeouts, 5xx, throttling).
         transient: bool,
     },
+    /// A bug in the SDK (a background task panicked). Staged files are kept; the job can be
+    /// resumed.
+    #[error("internal error: {0}")]
+    Internal(String),
     /// `insert` or `flush` was called after `shutdown`.
     #[error("the processor is shut down; build a new one to load more rows")]
     Closed,

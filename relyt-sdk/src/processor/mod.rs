@@ -500,7 +500,7 @@ impl Inner {
         }
         for i in 0..inner.settings.concurrency {
             let rx = receivers[i % receivers.len()].clone();
-            inner.tracker.spawn(worker::run_importer(inner.clone(), rx));
+            inner.spawn_supervised("an importer", worker::run_importer(inner.clone(), rx));
         }
         tracing::info!(
             process_id = %inner.process_id,
@@ -511,6 +511,26 @@ impl Inner {
             "bulk processor started"
         );
         Ok(inner)
+    }
+
+    /// Spawns a background task; should it panic (a bug), the processor fails with an error
+    /// instead of waiting forever for the work the task would have done.
+    fn spawn_supervised<F>(self: &Arc<Self>, what: &'static str, task: F)
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let handle = tokio::spawn(task);
+        let inner = self.clone();
+        self.tracker.spawn(async move {
+            if let Err(e) = handle.await
+                && e.is_panic()
+            {
+                inner.fail(Error::Internal(format!(
+                    "{what} of the bulk processor panicked (a bug in relyt-sdk: please report \
+                     it); staged files are kept and the job can be resumed"
+                )));
+            }
+        });
     }
 
     fn pending(&self) -> std::sync::MutexGuard<'_, Pending> {
@@ -615,15 +635,10 @@ impl Inner {
         let (tx, rx) = mpsc::channel(1);
         let (queued, turn) = oneshot::channel();
         let order = worker::QueueOrder { previous, queued };
-        self.tracker.spawn(worker::run_file(
-            self.clone(),
-            no,
-            key,
-            lane,
-            rx,
-            permit,
-            order,
-        ));
+        self.spawn_supervised(
+            "a file upload task",
+            worker::run_file(self.clone(), no, key, lane, rx, permit, order),
+        );
         self.tracker
             .spawn(worker::age_timer(self.clone(), lane, no));
         let mut enc = CsvEncoder::with_capacity(self.settings.part_size + 64 * 1024);

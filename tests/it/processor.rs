@@ -546,3 +546,114 @@ async fn relyt_method_on_postgres_fails_clearly_without_secrets() {
     assert!(!statuses.iter().any(|s| s == "IMPORTED"), "{statuses:?}");
     db.drop().await;
 }
+
+/// Dropping the last handle without shutdown warns through tracing and deletes nothing: the
+/// frozen files stay staged and in the checkpoint.
+#[tokio::test(flavor = "current_thread")]
+async fn drop_without_shutdown_warns_and_keeps_staged_files() {
+    #[derive(Clone, Default)]
+    struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let captured = Captured::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::WARN)
+        .with_writer({
+            let c = captured.clone();
+            move || c.clone()
+        })
+        .with_ansi(false)
+        .finish();
+    let _default = tracing::subscriber::set_default(subscriber);
+
+    let mut db = TestDb::new("dropwarn").await;
+    // Held so that the frozen file cannot be imported before the drop.
+    db.exec("CREATE TABLE t (id bigint, name text, version int)")
+        .await;
+    let mut blocker = {
+        use sqlx::Connection;
+        sqlx::PgConnection::connect(&crate::common::database_url())
+            .await
+            .expect("connect")
+    };
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "BEGIN; LOCK TABLE \"{}\".t IN ACCESS EXCLUSIVE MODE",
+        db.schema
+    )))
+    .execute(&mut blocker)
+    .await
+    .expect("lock");
+    let processor = builder::<Plain>(&db, "t", "dropwarn")
+        .batch_size(100)
+        .build()
+        .await
+        .expect("build");
+    let id = processor.process_id().to_string();
+    let batch: Vec<Plain> = (0..150)
+        .map(|i| Plain {
+            id: i,
+            name: None,
+            version: 0,
+        })
+        .collect();
+    processor.insert(&batch).await.expect("insert");
+    // Wait until the first file (100 rows) is complete on S3.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let (frozen,): (i64,) = sqlx::query_as(
+            "SELECT count(*) FROM relyt_sys.relyt_loader_file \
+             WHERE process_id = $1 AND status IN ('FROZEN', 'IMPORTING')",
+        )
+        .bind(&id)
+        .fetch_one(&mut db.conn)
+        .await
+        .expect("files");
+        if frozen > 0 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no file froze");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    drop(processor);
+    sqlx::raw_sql("ROLLBACK")
+        .execute(&mut blocker)
+        .await
+        .expect("unlock");
+
+    let logs =
+        String::from_utf8_lossy(&captured.0.lock().unwrap_or_else(|e| e.into_inner())).into_owned();
+    assert!(logs.contains("dropped without shutdown()"), "{logs}");
+    // An import already under way may still finish (and then remove its object); every file
+    // that is not IMPORTED is still staged.
+    let files: Vec<(String, String)> = sqlx::query_as(
+        "SELECT s3_key, status FROM relyt_sys.relyt_loader_file \
+         WHERE process_id = $1 AND status <> 'CREATED'",
+    )
+    .bind(&id)
+    .fetch_all(&mut db.conn)
+    .await
+    .expect("files");
+    assert!(!files.is_empty(), "the frozen file is in the checkpoint");
+    let stager = relyt_sdk::Stager::new(&s3_config("dropwarn"))
+        .await
+        .expect("stager");
+    for (key, status) in &files {
+        if status != "IMPORTED" {
+            assert!(
+                stager.get(key).await.is_ok(),
+                "{key} ({status}) is still staged"
+            );
+        }
+    }
+    db.drop().await;
+}

@@ -16,16 +16,7 @@ use crate::error::{Error, Result};
 /// assert_eq!(relyt_sdk::sql::quote_ident("Weird \"name\""), "\"Weird \"\"name\"\"\"");
 /// ```
 pub fn quote_ident(ident: &str) -> String {
-    let mut out = String::with_capacity(ident.len() + 2);
-    out.push('"');
-    for c in ident.chars() {
-        if c == '"' {
-            out.push('"');
-        }
-        out.push(c);
-    }
-    out.push('"');
-    out
+    quote(ident, '"')
 }
 
 /// Quotes a string literal: `'text'`, with every `'` doubled (standard_conforming_strings, the
@@ -35,15 +26,21 @@ pub fn quote_ident(ident: &str) -> String {
 /// assert_eq!(relyt_sdk::sql::quote_literal("it's"), "'it''s'");
 /// ```
 pub fn quote_literal(text: &str) -> String {
+    quote(text, '\'')
+}
+
+/// Wraps `text` in `q`, doubling every `q` inside: SQL's one quoting rule, for identifiers (`"`)
+/// and string literals (`'`).
+fn quote(text: &str, q: char) -> String {
     let mut out = String::with_capacity(text.len() + 2);
-    out.push('\'');
+    out.push(q);
     for c in text.chars() {
-        if c == '\'' {
-            out.push('\'');
+        if c == q {
+            out.push(q);
         }
         out.push(c);
     }
-    out.push('\'');
+    out.push(q);
     out
 }
 

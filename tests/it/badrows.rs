@@ -251,13 +251,7 @@ async fn past_the_budget_the_job_fails_without_half_files() {
             assert_eq!(n, 0, "file {no} ({status}) is not half imported");
         }
     }
-    let (status,): (String,) =
-        sqlx::query_as("SELECT status FROM relyt_sys.relyt_loader_job WHERE process_id = $1")
-            .bind(process.to_string())
-            .fetch_one(&mut db.conn)
-            .await
-            .expect("job");
-    assert_eq!(status, "FAILED");
+    assert_eq!(db.job_status(process).await, "FAILED");
     db.drop().await;
 }
 

@@ -67,6 +67,25 @@ impl TestDb {
         copy.finish().await
     }
 
+    /// `count(*)` and `sum(id)` of a table: a row count and a checksum.
+    pub(crate) async fn count_sum(&mut self, table: &str) -> (i64, i64) {
+        sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT count(*), coalesce(sum(id), 0)::bigint FROM {table}"
+        )))
+        .fetch_one(&mut self.conn)
+        .await
+        .expect("count")
+    }
+
+    /// The status of a job in `relyt_sys.relyt_loader_job`.
+    pub(crate) async fn job_status(&mut self, process_id: uuid::Uuid) -> String {
+        sqlx::query_scalar("SELECT status FROM relyt_sys.relyt_loader_job WHERE process_id = $1")
+            .bind(process_id.to_string())
+            .fetch_one(&mut self.conn)
+            .await
+            .expect("job")
+    }
+
     /// Drops the schema.
     pub(crate) async fn drop(mut self) {
         let schema = self.schema.clone();

@@ -45,15 +45,6 @@ fn builder<T: RelytRecord + Send + Sync + 'static>(
         .s3(s3_config(test))
 }
 
-async fn count_sum(db: &mut TestDb, table: &str) -> (i64, i64) {
-    sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT count(*), coalesce(sum(id), 0)::bigint FROM {table}"
-    )))
-    .fetch_one(&mut db.conn)
-    .await
-    .expect("count")
-}
-
 /// Rows from several tasks, several files, both methods, one and four importers: every row lands
 /// once, the stats add up, the checkpoint says COMPLETED, the staged objects are gone.
 #[tokio::test]
@@ -100,11 +91,7 @@ async fn loads_every_row_once_with_each_method_and_concurrency() {
         let want_sum: i64 = (0..4i64)
             .flat_map(|t| (0..10_000i64).map(move |i| t * 10_000 + i))
             .sum();
-        assert_eq!(
-            count_sum(&mut db, "t").await,
-            (40_000, want_sum),
-            "{method:?}"
-        );
+        assert_eq!(db.count_sum("t").await, (40_000, want_sum), "{method:?}");
         let nulls: i64 = sqlx::query_scalar("SELECT count(*) FROM t WHERE name IS NULL")
             .fetch_one(&mut db.conn)
             .await
@@ -227,7 +214,7 @@ async fn files_freeze_by_age() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert_eq!(count_sum(&mut db, "t").await, (10, 45));
+    assert_eq!(db.count_sum("t").await, (10, 45));
     processor.shutdown().await.expect("shutdown");
     db.drop().await;
 }
@@ -275,7 +262,7 @@ async fn backpressure_bounds_files_in_flight() {
     let most = watcher.await.expect("watcher");
     // One open file plus one waiting (and the one being imported holds its permit too).
     assert!(most <= 2, "files in flight peaked at {most}");
-    assert_eq!(count_sum(&mut db, "t").await.0, 20_000);
+    assert_eq!(db.count_sum("t").await.0, 20_000);
     db.drop().await;
 }
 
@@ -394,7 +381,7 @@ async fn shutdown_is_idempotent_and_final() {
         .await
         .expect_err("closed");
     assert!(matches!(err, Error::Closed), "{err:?}");
-    assert_eq!(count_sum(&mut db, "t").await, (1, 1));
+    assert_eq!(db.count_sum("t").await, (1, 1));
     db.drop().await;
 }
 
@@ -449,13 +436,7 @@ async fn unencodable_records_count_against_the_budget() {
     );
     assert!(processor.flush().await.is_err());
     assert!(processor.shutdown().await.is_err());
-    let (status,): (String,) =
-        sqlx::query_as("SELECT status FROM relyt_sys.relyt_loader_job WHERE process_id = $1")
-            .bind(processor.process_id().to_string())
-            .fetch_one(&mut db.conn)
-            .await
-            .expect("job");
-    assert_eq!(status, "FAILED");
+    assert_eq!(db.job_status(processor.process_id()).await, "FAILED");
     db.drop().await;
 }
 
@@ -505,7 +486,7 @@ async fn s3_settings_from_loader_config() {
         .expect("build");
     processor.insert(&rows(0..100, 1)).await.expect("insert");
     processor.shutdown().await.expect("shutdown");
-    assert_eq!(count_sum(&mut db, "t").await, (100, 4950));
+    assert_eq!(db.count_sum("t").await, (100, 4950));
     db.drop().await;
 }
 

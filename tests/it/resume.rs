@@ -138,13 +138,7 @@ async fn killed_job_resumes_exactly_once() {
     assert_eq!(count, want_rows, "each frozen row once");
     assert_eq!(distinct, count, "no row twice");
     assert_eq!(sum, Some(want_sum), "exactly the frozen files' rows");
-    let (status,): (String,) =
-        sqlx::query_as("SELECT status FROM relyt_sys.relyt_loader_job WHERE process_id = $1")
-            .bind(process.to_string())
-            .fetch_one(&mut db.conn)
-            .await
-            .expect("job");
-    assert_eq!(status, "COMPLETED");
+    assert_eq!(db.job_status(process).await, "COMPLETED");
     db.drop().await;
 }
 

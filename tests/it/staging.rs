@@ -52,15 +52,6 @@ async fn stage(stager: &Stager, key: &str, rows: i64) -> StagedObject {
     upload.complete().await.expect("complete")
 }
 
-async fn count_and_sum(db: &mut TestDb, table: &str) -> (i64, i64) {
-    sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT count(*), coalesce(sum(id), 0)::bigint FROM {table}"
-    )))
-    .fetch_one(&mut db.conn)
-    .await
-    .expect("count")
-}
-
 /// A multipart object of several parts loads completely through both methods, into a table whose
 /// name needs quoting.
 #[tokio::test]
@@ -96,8 +87,8 @@ async fn multipart_object_imports_by_server_pull_and_client_copy() {
     assert_eq!(n, ROWS as u64);
 
     let want = (ROWS, ROWS * (ROWS - 1) / 2);
-    assert_eq!(count_and_sum(&mut db, "\"Pull Target\"").await, want);
-    assert_eq!(count_and_sum(&mut db, "copy_target").await, want);
+    assert_eq!(db.count_sum("\"Pull Target\"").await, want);
+    assert_eq!(db.count_sum("copy_target").await, want);
     let (same,): (bool,) = sqlx::query_as(
         "SELECT NOT EXISTS (SELECT * FROM \"Pull Target\" EXCEPT SELECT * FROM copy_target)",
     )

@@ -166,6 +166,22 @@ impl<T: RelytRecord + Send + Sync + 'static> BulkProcessor<T> {
                 let row = row.borrow();
                 // Counted before its file can be imported, so that accepted >= imported always.
                 inner.counters.accepted.fetch_add(1, Ordering::Relaxed);
+                // One lane with an open file: encode straight into it (a failed record is rolled
+                // back by the encoder). Otherwise encode into `line` first: its key picks the
+                // lane, or the file it goes to is not open yet.
+                if n == 1
+                    && let Some(file) = lanes.files[0].as_mut()
+                {
+                    let before = file.enc.len();
+                    match file.enc.encode(row) {
+                        Ok(()) => {
+                            let len = file.enc.len() - before;
+                            inner.row_added(lanes, 0, len).await?;
+                        }
+                        Err(e) => rejects.push(e),
+                    }
+                    continue;
+                }
                 lanes.line.clear();
                 let encoded = if n > 1 {
                     lanes.line.encode_with_offsets(row, &mut lanes.offsets)
@@ -594,8 +610,18 @@ impl Inner {
         };
         let line = lanes.line.as_bytes();
         file.enc.push_encoded(line, 1);
+        let len = line.len();
+        self.row_added(lanes, lane, len).await
+    }
+
+    /// Accounts for a row of `len` bytes just written into the lane's open file, and sends a
+    /// part or freezes the file when it is due.
+    async fn row_added(&self, lanes: &mut Lanes, lane: usize, len: usize) -> Result<()> {
+        let Some(file) = lanes.files[lane].as_mut() else {
+            return Ok(());
+        };
         file.rows += 1;
-        file.bytes += line.len() as u64;
+        file.bytes += len as u64;
         if file.enc.len() >= self.settings.part_size {
             let part = file.enc.take();
             file.enc.reserve(self.settings.part_size + 64 * 1024);
